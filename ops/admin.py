@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+
+from ops.models import Analysis, ApiClient, Trade
+from ops.paginators import LargeTablePaginator
+from ops.records import TradeOrder, record_trade
+
+
+class LargeTableAdmin(admin.ModelAdmin):
+    """Changelists that stay fast at millions of rows (see LargeTablePaginator)."""
+
+    paginator = LargeTablePaginator
+    show_full_result_count = False
+    list_per_page = 50
+    # Exact, index-backed matches only: icontains over millions of rows is a seq scan.
+    exact_search_fields: tuple[str, ...] = ()
+    upper_case_search_fields: tuple[str, ...] = ()
+    search_help_text = "Exact match."
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        match = Q()
+        for name in self.exact_search_fields:
+            match |= Q(**{name: term.upper() if name in self.upper_case_search_fields else term})
+        return queryset.filter(match), False
+
+
+@admin.register(Trade)
+class TradeAdmin(LargeTableAdmin):
+    list_display = ("executed_at", "client_order_id", "symbol", "side", "quantity", "price", "strategy")
+    list_filter = ("side", "executed_at")
+    date_hierarchy = "executed_at"
+    search_fields = ("symbol", "client_order_id")  # enables the box; matching is exact
+    exact_search_fields = ("symbol", "client_order_id")
+    upper_case_search_fields = ("symbol",)
+    search_help_text = "Exact symbol (e.g. AAPL) or client order id."
+    list_select_related = False
+    raw_id_fields = ("api_client",)
+
+    # Trades are records of executions that already happened at the broker: editing
+    # one would make the books disagree with the broker, so nothing is editable once
+    # saved and nothing is deleted. A wrong trade is corrected by a new, offsetting one.
+    # Adding by hand is allowed (a fill reported by phone) and goes through
+    # record_trade like every other creation path.
+    def get_readonly_fields(self, request: HttpRequest, obj: Trade | None = None):
+        if obj is None:
+            return ("api_client",)
+        return [field.name for field in Trade._meta.fields]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Trade | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Trade, form, change: bool) -> None:
+        if change:
+            return
+        trade, _ = record_trade(
+            TradeOrder(
+                client_order_id=obj.client_order_id,
+                symbol=obj.symbol,
+                side=obj.side,
+                quantity=obj.quantity,
+                price=obj.price,
+                strategy=obj.strategy,
+                executed_at=obj.executed_at,
+            )
+        )
+        obj.pk = trade.pk
+
+
+@admin.register(Analysis)
+class AnalysisAdmin(LargeTableAdmin):
+    list_display = ("analyzed_at", "symbol", "signal", "confidence", "model_version", "price")
+    list_filter = ("signal", "analyzed_at")
+    date_hierarchy = "analyzed_at"
+    search_fields = ("symbol", "model_version")
+    exact_search_fields = ("symbol", "model_version")
+    upper_case_search_fields = ("symbol",)
+    search_help_text = "Exact symbol or model version."
+    raw_id_fields = ("api_client",)
+
+    # Analyses are the pipeline's output as it was; like trades, they are not edited.
+    def get_readonly_fields(self, request: HttpRequest, obj: Analysis | None = None):
+        return [field.name for field in Analysis._meta.fields] if obj else ()
+
+    def has_change_permission(self, request: HttpRequest, obj: Analysis | None = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Analysis | None = None) -> bool:
+        return False
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    list_display = ("name", "token_hint", "is_active", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("is_active",)
+    search_fields = ("name",)
+    readonly_fields = ("token_hint", "is_active", "created_at", "last_used_at", "revoked_at")
+    fields = ("name", "token_hint", "is_active", "created_at", "last_used_at", "revoked_at")
+    actions = ("revoke",)
+
+    def save_model(self, request: HttpRequest, obj: ApiClient, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        token = obj.set_new_token()
+        super().save_model(request, obj, form, change)
+        # The only time the token is ever shown: only its hash is kept.
+        messages.warning(request, f"Token for {obj.name} (copy it now, it will not be shown again): {token}")
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiClient | None = None) -> bool:
+        # Revoke instead: the client stays visible as the author of its trades.
+        return False
+
+    @admin.action(description="Revoke selected clients' tokens", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
+        revoked = 0
+        for client in queryset.filter(is_active=True):
+            client.revoke()
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} client(s).", messages.SUCCESS)

@@ -1,0 +1,30 @@
+"""Bearer-token authentication for machine clients."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from ops.api.errors import ApiError
+from ops.models import ApiClient
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="investiq"'}
+
+
+def bearer_token(request: HttpRequest) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+def authenticate(request: HttpRequest) -> ApiClient:
+    token = bearer_token(request)
+    if token is None:
+        raise ApiError(401, "unauthorized", "Send 'Authorization: Bearer <token>'.", headers=_CHALLENGE)
+    client = ApiClient.objects.for_token(token)
+    if client is None:
+        # One answer for unknown and revoked tokens: no hint about which tokens exist.
+        raise ApiError(401, "unauthorized", "The token is unknown or revoked.", headers=_CHALLENGE)
+    client.touch()
+    return client

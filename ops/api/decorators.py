@@ -1,0 +1,58 @@
+"""The wrapper every machine-facing API view goes through."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from ops.api.auth import authenticate
+from ops.api.errors import ApiError, error_response
+from ops.models import ApiClient
+
+logger = logging.getLogger(__name__)
+
+ApiView = Callable[[HttpRequest, ApiClient], HttpResponse]
+
+
+def api_view(*methods: str) -> Callable[[ApiView], Callable[[HttpRequest], HttpResponse]]:
+    """Method check, bearer auth and the JSON error shape, in that order.
+
+    CSRF does not apply: machine clients authenticate with a bearer token, never a
+    cookie, so a browser cannot be tricked into sending one.
+    """
+
+    def decorate(view: ApiView) -> Callable[[HttpRequest], HttpResponse]:
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method not in methods:
+                return error_response(
+                    405,
+                    "method_not_allowed",
+                    f"Use {' or '.join(methods)}.",
+                    headers={"Allow": ", ".join(methods)},
+                )
+            try:
+                client = authenticate(request)
+                return view(request, client, *args, **kwargs)
+            except ApiError as exc:
+                return exc.response()
+            except (OperationalError, InterfaceError) as exc:
+                # The database is down or unreachable: say so, so clients back off and
+                # retry, instead of a bare 500 that looks like a bug in their request.
+                logger.error("database unavailable in %s: %s", view.__name__, exc)
+                return error_response(
+                    503, "database_unavailable", "The database is not reachable; retry later."
+                )
+            except DatabaseError:
+                logger.exception("database error in %s", view.__name__)
+                raise
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,124 @@
+"""Input validation for the JSON API: Django forms behind a strict JSON-type check.
+
+Forms coerce whatever they are given to text first, so `true`, `[1]` or `{"a": 1}`
+could slip through as strings; the type check in front of them rejects those.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+
+from ops.api.errors import ApiError
+from ops.models import MONEY, Side, Signal
+
+SYMBOL_VALIDATOR = RegexValidator(r"\A[A-Z.]{1,10}\Z", "1–10 characters of A–Z and '.', upper case.")
+STRATEGY_VALIDATOR = RegexValidator(
+    r"\A[A-Za-z0-9_.-]{1,64}\Z", "1–64 characters of letters, digits, '_', '.' and '-'."
+)
+PRINTABLE_VALIDATOR = RegexValidator(r"\A[\x21-\x7e]{1,64}\Z", "1–64 printable ASCII characters, no spaces.")
+
+TEXT = (str,)
+NUMBER = (str, int, Decimal)  # a JSON number or a decimal string
+
+
+def _positive(value: Decimal) -> None:
+    if value <= 0:
+        raise ValidationError("Must be greater than 0.")
+
+
+class AwareDateTimeField(forms.Field):
+    """ISO 8601 with an explicit offset: a trade time without one is ambiguous."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        if value in self.empty_values:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValidationError("Enter an ISO 8601 date-time, e.g. 2026-11-27T14:30:00Z.") from None
+        if parsed.tzinfo is None:
+            raise ValidationError("Include a UTC offset, e.g. 'Z' or '+00:00'.")
+        return parsed
+
+
+class JsonForm(forms.Form):
+    """A form fed from a JSON object; json_types says which JSON types each field takes."""
+
+    json_types: dict[str, tuple[type, ...]] = {}
+
+    @classmethod
+    def validate(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        data: dict[str, Any] = {}
+        for name, value in payload.items():
+            field = cls.base_fields.get(name)
+            if field is None:
+                errors[name] = ["Unknown field."]
+            elif value is None:
+                if field.required:
+                    errors[name] = ["Must not be null."]
+            elif isinstance(value, bool) or not isinstance(value, cls.json_types[name]):
+                expected = "a string" if cls.json_types[name] == TEXT else "a number or a decimal string"
+                errors[name] = [f"Must be {expected}, not {type(value).__name__}."]
+            elif value == "" and not field.required:
+                errors[name] = ["Must not be empty; leave the field out for the default."]
+            else:
+                data[name] = value
+        form = cls(data={name: value for name, value in data.items() if name not in errors})
+        if not form.is_valid():
+            for name, messages in form.errors.items():
+                errors.setdefault(name, list(messages))
+        if errors:
+            names = ", ".join(sorted(errors))
+            raise ApiError(400, "validation_failed", f"Invalid fields: {names}.", fields=errors)
+        return {name: value for name, value in form.cleaned_data.items() if value not in (None, "")}
+
+
+class TradeForm(JsonForm):
+    json_types = {
+        "client_order_id": TEXT,
+        "symbol": TEXT,
+        "side": TEXT,
+        "quantity": NUMBER,
+        "price": NUMBER,
+        "strategy": TEXT,
+        "executed_at": TEXT,
+    }
+
+    client_order_id = forms.CharField(
+        min_length=1, max_length=64, strip=False, validators=[PRINTABLE_VALIDATOR]
+    )
+    symbol = forms.CharField(strip=False, validators=[SYMBOL_VALIDATOR])
+    side = forms.ChoiceField(choices=Side.choices)
+    quantity = forms.DecimalField(**MONEY, validators=[_positive])
+    price = forms.DecimalField(**MONEY, validators=[_positive])
+    strategy = forms.CharField(required=False, strip=False, validators=[STRATEGY_VALIDATOR])
+    executed_at = AwareDateTimeField(required=False)
+
+
+class AnalysisForm(JsonForm):
+    json_types = {
+        "symbol": TEXT,
+        "signal": TEXT,
+        "confidence": NUMBER,
+        "model_version": TEXT,
+        "price": NUMBER,
+        "analyzed_at": TEXT,
+    }
+
+    symbol = forms.CharField(strip=False, validators=[SYMBOL_VALIDATOR])
+    signal = forms.ChoiceField(choices=Signal.choices)
+    confidence = forms.DecimalField(validators=[MinValueValidator(0), MaxValueValidator(1)])
+    model_version = forms.CharField(strip=False, validators=[PRINTABLE_VALIDATOR])
+    price = forms.DecimalField(**MONEY, required=False, validators=[_positive])
+    analyzed_at = AwareDateTimeField(required=False)
+
+    def clean_confidence(self) -> Decimal:
+        # Models emit floats with many digits; four places is what is stored.
+        return self.cleaned_data["confidence"].quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)

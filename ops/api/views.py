@@ -1,0 +1,65 @@
+"""JSON API for machine clients (contract: ARCHITECTURE.md, "HTTP contract")."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+
+from ops.api.decorators import api_view
+from ops.api.errors import ApiError
+from ops.api.parsing import read_json_object
+from ops.api.schemas import AnalysisForm, TradeForm
+from ops.models import Analysis, ApiClient, Trade
+from ops.records import ConflictingOrder, TradeOrder, record_analysis, record_trade
+
+
+def trade_json(trade: Trade) -> dict:
+    return {
+        "id": trade.pk,
+        "client_order_id": trade.client_order_id,
+        "symbol": trade.symbol,
+        "side": trade.side,
+        # Decimals as strings: a JSON float would round them.
+        "quantity": str(trade.quantity),
+        "price": str(trade.price),
+        "strategy": trade.strategy,
+        "executed_at": trade.executed_at.isoformat(),
+        "created_at": trade.created_at.isoformat(),
+    }
+
+
+def analysis_json(analysis: Analysis) -> dict:
+    return {
+        "id": analysis.pk,
+        "symbol": analysis.symbol,
+        "signal": analysis.signal,
+        "confidence": str(analysis.confidence),
+        "model_version": analysis.model_version,
+        "price": None if analysis.price is None else str(analysis.price),
+        "analyzed_at": analysis.analyzed_at.isoformat(),
+        "created_at": analysis.created_at.isoformat(),
+    }
+
+
+@api_view("POST")
+def create_trade(request: HttpRequest, client: ApiClient) -> JsonResponse:
+    order = TradeOrder.from_dict(TradeForm.validate(read_json_object(request)))
+    try:
+        trade, created = record_trade(order, api_client=client)
+    except ConflictingOrder as exc:
+        raise ApiError(
+            409,
+            "duplicate_client_order_id",
+            str(exc) + "; an identical retry returns the original trade.",
+            extra={"trade": trade_json(exc.existing)},
+        ) from None
+    # refresh so a fresh row and a retry serialise identically (DB-rounded decimals)
+    trade.refresh_from_db()
+    return JsonResponse(trade_json(trade), status=201 if created else 200)
+
+
+@api_view("POST")
+def create_analysis(request: HttpRequest, client: ApiClient) -> JsonResponse:
+    data = AnalysisForm.validate(read_json_object(request))
+    analysis = record_analysis(data, api_client=client)
+    analysis.refresh_from_db()
+    return JsonResponse(analysis_json(analysis), status=201)

@@ -1,0 +1,52 @@
+"""Configuration mistakes reported by `manage.py check` before anything runs."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+
+@register()
+def check_database(app_configs, **kwargs):
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if not settings.DEBUG and engine.endswith("sqlite3"):
+        return [
+            Warning(
+                "SQLite is the database outside DEBUG.",
+                hint="Set DATABASE_URL=postgres://... : halts and trades need Postgres's "
+                "row locks and concurrent writers in production.",
+                id="ops.W001",
+            )
+        ]
+    return []
+
+
+@register()
+def check_broker(app_configs, **kwargs):
+    url = settings.CELERY_BROKER_URL
+    problems = []
+    if url.startswith("memory://"):
+        problems.append(
+            Error(
+                "CELERY_BROKER_URL is memory://, which cannot carry tasks between processes.",
+                hint="Use REDIS_URL=redis://..., or leave both unset for the file-system broker.",
+                id="ops.E001",
+            )
+        )
+    elif url.startswith("filesystem://") and not settings.DEBUG:
+        problems.append(
+            Warning(
+                "The Celery broker is the local file-system transport outside DEBUG.",
+                hint="Set REDIS_URL (or CELERY_BROKER_URL) so workers on other hosts get tasks.",
+                id="ops.W002",
+            )
+        )
+    if settings.CELERY_TASK_SOFT_TIME_LIMIT >= settings.CELERY_TASK_TIME_LIMIT:
+        problems.append(
+            Error(
+                "CELERY_TASK_SOFT_TIME_LIMIT is not below CELERY_TASK_TIME_LIMIT.",
+                hint="The soft limit must fire first so a task can clean up before it is killed.",
+                id="ops.E002",
+            )
+        )
+    return problems

@@ -1,0 +1,102 @@
+"""Demo data for a laptop run: a few realistic days of trades and analyses."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from ops.models import Analysis, Signal, Trade
+from ops.records import TradeOrder, record_analysis, record_trade
+
+DEMO_USERNAME = "demo"
+# Rough mid prices so the numbers on screen look like a real book.
+SYMBOLS = {
+    "AAPL": 228,
+    "MSFT": 415,
+    "NVDA": 135,
+    "AMZN": 201,
+    "TSLA": 251,
+    "SPY": 590,
+    "BRK.B": 462,
+    "META": 575,
+}
+STRATEGIES = ("momentum", "mean_reversion", "pairs", "default")
+DAYS = 3
+TRADES_PER_DAY = 60
+ANALYSES_PER_DAY = 40
+
+
+@dataclass
+class SeedResult:
+    trades: int
+    analyses: int
+    username: str
+    password: str | None  # None when the user already existed
+
+
+def seed(now: datetime | None = None) -> SeedResult:
+    """Idempotent: a second run adds nothing and leaves the demo password alone."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        password = _ensure_demo_user()
+        if Trade.objects.demo().exists():
+            # All demo rows are written in one transaction, so some means all.
+            return SeedResult(0, 0, DEMO_USERNAME, password)
+        rng = random.Random(20261127)  # fixed seed: the same demo book every time
+        start = (now - timedelta(days=DAYS)).replace(hour=14, minute=30, second=0, microsecond=0)
+        trades = analyses = 0
+        for day in range(DAYS):
+            session_open = start + timedelta(days=day)
+            for n in range(TRADES_PER_DAY):
+                symbol = rng.choice(list(SYMBOLS))
+                record_trade(
+                    TradeOrder(
+                        client_order_id=f"demo-{day}-{n:04d}",
+                        symbol=symbol,
+                        side=rng.choice(("buy", "sell")),
+                        quantity=Decimal(rng.choice((1, 5, 10, 25, 50, 100))),
+                        price=_price(rng, symbol),
+                        strategy=rng.choice(STRATEGIES),
+                        executed_at=session_open + timedelta(seconds=rng.randint(0, 6 * 3600 + 1800)),
+                    )
+                )
+                trades += 1
+            for _ in range(ANALYSES_PER_DAY):
+                symbol = rng.choice(list(SYMBOLS))
+                record_analysis(
+                    {
+                        "symbol": symbol,
+                        "signal": rng.choice(Signal.values),
+                        "confidence": Decimal(rng.randint(3500, 9900)) / 10000,
+                        "model_version": "demo-lstm-1.4",
+                        "price": _price(rng, symbol),
+                        "analyzed_at": session_open + timedelta(seconds=rng.randint(0, 6 * 3600 + 1800)),
+                    }
+                )
+                analyses += 1
+    return SeedResult(trades, analyses, DEMO_USERNAME, password)
+
+
+def _price(rng: random.Random, symbol: str) -> Decimal:
+    return (Decimal(SYMBOLS[symbol]) * Decimal(1 + rng.uniform(-0.02, 0.02))).quantize(Decimal("0.01"))
+
+
+def _ensure_demo_user() -> str | None:
+    User = get_user_model()
+    if User.objects.filter(username=DEMO_USERNAME).exists():
+        return None
+    # Never a fixed password: even a demo login must not be guessable from the source.
+    password = secrets.token_urlsafe(12)
+    User.objects.create_superuser(DEMO_USERNAME, email="", password=password)
+    return password
+
+
+def demo_counts() -> tuple[int, int]:
+    return Trade.objects.demo().count(), Analysis.objects.demo().count()

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client
+
+from conftest import require_service
+from ops.models import ApiClient
+
+
+@pytest.fixture
+def postgres(db) -> None:
+    """The test needs the real Postgres (row locks, planner statistics, ...)."""
+    require_service(connection.vendor == "postgresql", "DATABASE_URL does not point at Postgres")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "")
+    require_service(url.startswith("redis"), "REDIS_URL is not set to a Redis server")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        require_service(False, f"Redis at {url} does not answer: {exc}")
+    return url
+
+
+def database_url() -> str:
+    """A URL for the database this test run uses (the test database), for subprocesses."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class ApiTestClient(Client):
+    """A Django test client that speaks JSON with a bearer token."""
+
+    def __init__(self, token: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.token = token
+
+    def post_json(self, path: str, payload: Any, token: str | None = "default", **extra: Any):
+        token = self.token if token == "default" else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        body = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
+        return self.post(path, body, content_type="application/json", headers=headers, **extra)
+
+    def get_json(self, path: str, token: str | None = "default", **extra: Any):
+        token = self.token if token == "default" else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.get(path, headers=headers, **extra)
+
+
+@pytest.fixture
+def api_token(db) -> str:
+    _, token = ApiClient.issue("trading-engine")
+    return token
+
+
+@pytest.fixture
+def api(api_token: str) -> ApiTestClient:
+    return ApiTestClient(token=api_token)
+
+
+@pytest.fixture
+def staff_user(db):
+    return get_user_model().objects.create_superuser("ops-admin", password="correct horse battery")
+
+
+@pytest.fixture
+def admin_client_logged_in(staff_user) -> Client:
+    client = Client()
+    client.force_login(staff_user)
+    return client
+
+
+def trade_payload(**overrides: Any) -> dict[str, Any]:
+    payload = {
+        "client_order_id": "ord-1",
+        "symbol": "AAPL",
+        "side": "buy",
+        "quantity": "10",
+        "price": "228.50",
+        "strategy": "momentum",
+    }
+    payload.update(overrides)
+    return {key: value for key, value in payload.items() if value is not ...}

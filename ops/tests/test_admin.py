@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from ops.models import ApiClient, Trade
+
+CHANGELIST = "/admin/ops/trade/"
+
+
+def unbounded_counts(queries: list[dict]) -> list[str]:
+    """COUNT queries that are not capped by a LIMIT inside them."""
+    return [q["sql"] for q in queries if re.search(r"COUNT\(", q["sql"], re.I) and "LIMIT" not in q["sql"]]
+
+
+@pytest.fixture
+def hundred_thousand_trades(postgres):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO ops_trade (client_order_id, symbol, side, quantity, price, strategy,
+                                   executed_at, created_at)
+            SELECT 'bulk-' || n, (ARRAY['AAPL','MSFT','NVDA','TSLA'])[1 + n % 4],
+                   CASE WHEN n % 2 = 0 THEN 'buy' ELSE 'sell' END, 1 + n % 100, 100 + n % 50,
+                   'default', now() - (n || ' seconds')::interval, now()
+            FROM generate_series(1, 100000) AS n
+            """
+        )
+        # What autovacuum does in production; the paginator reads the planner's estimate.
+        cursor.execute("ANALYZE ops_trade")
+
+
+def test_the_trade_changelist_never_counts_the_whole_table(admin_client_logged_in, hundred_thousand_trades):
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client_logged_in.get(CHANGELIST)
+    assert response.status_code == 200
+    assert unbounded_counts(captured.captured_queries) == []
+    assert response.context["cl"].result_count > 90_000  # the estimate, close to 100k
+    assert len(response.context["cl"].result_list) == 50
+
+
+@pytest.mark.parametrize(
+    "query", ["?side__exact=buy", "?q=AAPL", "?q=bulk-77", "?executed_at__gte=2000-01-01T00:00:00%2B00:00"]
+)
+def test_filtered_changelists_count_at_most_a_capped_number_of_rows(
+    admin_client_logged_in, hundred_thousand_trades, query
+):
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client_logged_in.get(CHANGELIST + query)
+    assert response.status_code == 200
+    assert unbounded_counts(captured.captured_queries) == []
+    assert response.context["cl"].result_count <= 10_001
+
+
+def test_search_is_an_exact_symbol_or_order_id_match(admin_client_logged_in):
+    Trade.objects.create(client_order_id="abc-1", symbol="AAPL", side="buy", quantity=1, price=1)
+    Trade.objects.create(client_order_id="abc-2", symbol="AAP", side="buy", quantity=1, price=1)
+    assert admin_client_logged_in.get(CHANGELIST + "?q=aapl").context["cl"].result_count == 1
+    assert admin_client_logged_in.get(CHANGELIST + "?q=abc-2").context["cl"].result_count == 1
+
+
+def test_a_trade_added_in_the_admin_goes_through_record_trade(admin_client_logged_in):
+    response = admin_client_logged_in.post(
+        "/admin/ops/trade/add/",
+        {
+            "client_order_id": "phone-1",
+            "symbol": "MSFT",
+            "side": "sell",
+            "quantity": "3",
+            "price": "415",
+            "strategy": "default",
+            "executed_at_0": "2026-11-27",
+            "executed_at_1": "15:00:00",
+        },
+    )
+    assert response.status_code == 302, response.content
+    trade = Trade.objects.get()
+    assert (trade.client_order_id, trade.quantity) == ("phone-1", Decimal(3))
+
+
+def test_a_saved_trade_cannot_be_edited_or_deleted(admin_client_logged_in):
+    trade = Trade.objects.create(client_order_id="x-1", symbol="AAPL", side="buy", quantity=1, price=1)
+    page = admin_client_logged_in.get(f"/admin/ops/trade/{trade.pk}/change/")
+    assert page.status_code == 200
+    assert set(page.context["adminform"].form.fields) == set()  # every field read-only
+    admin_client_logged_in.post(f"/admin/ops/trade/{trade.pk}/change/", {"quantity": "99"})
+    trade.refresh_from_db()
+    assert trade.quantity == 1
+    assert admin_client_logged_in.get(f"/admin/ops/trade/{trade.pk}/delete/").status_code == 403
+
+
+def test_creating_an_api_client_in_the_admin_shows_its_token_once(admin_client_logged_in):
+    response = admin_client_logged_in.post("/admin/ops/apiclient/add/", {"name": "alertmanager"}, follow=True)
+    messages = [str(m) for m in response.context["messages"]]
+    token = re.search(r"(iq_\S+)$", next(m for m in messages if "Token for" in m)).group(1)
+    assert ApiClient.objects.for_token(token).name == "alertmanager"
+    detail = admin_client_logged_in.get(f"/admin/ops/apiclient/{ApiClient.objects.get().pk}/change/")
+    assert token not in detail.content.decode()
+
+
+def test_the_revoke_action_revokes_tokens(admin_client_logged_in):
+    client, token = ApiClient.issue("engine")
+    admin_client_logged_in.post(
+        "/admin/ops/apiclient/", {"action": "revoke", "_selected_action": [client.pk]}
+    )
+    assert ApiClient.objects.for_token(token) is None

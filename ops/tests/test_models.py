@@ -1,0 +1,94 @@
+"""The database itself refuses bad rows, whatever code path writes them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ops.models import Analysis, ApiClient, Trade
+
+
+def make_trade(**overrides) -> Trade:
+    fields = {
+        "client_order_id": "c-1",
+        "symbol": "AAPL",
+        "side": "buy",
+        "quantity": Decimal(1),
+        "price": Decimal(100),
+    }
+    fields.update(overrides)
+    return Trade(**fields)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"quantity": Decimal(0)},
+        {"quantity": Decimal(-5)},
+        {"price": Decimal(0)},
+        {"price": Decimal("-0.01")},
+        {"side": "shrt"},
+        {"client_order_id": ""},
+        {"symbol": ""},
+        {"strategy": ""},
+    ],
+    ids=lambda o: next(iter(o.items())).__repr__(),
+)
+def test_the_database_rejects_invalid_trades_saved_with_the_orm(db, overrides):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_trade(**overrides).save()
+    assert not Trade.objects.exists()
+
+
+def test_the_database_rejects_a_duplicate_client_order_id(db):
+    make_trade().save()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_trade(symbol="MSFT").save()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"confidence": Decimal("1.0001")},
+        {"confidence": Decimal("-0.0001")},
+        {"signal": "mayb"},
+        {"price": Decimal(0)},
+        {"model_version": ""},
+        {"symbol": ""},
+    ],
+)
+def test_the_database_rejects_invalid_analyses_saved_with_the_orm(db, overrides):
+    fields = {"symbol": "AAPL", "signal": "buy", "confidence": Decimal("0.5"), "model_version": "m1"}
+    fields.update(overrides)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Analysis.objects.create(**fields)
+
+
+def test_tokens_are_stored_only_as_hashes(db):
+    client, token = ApiClient.issue("engine")
+    assert token.startswith("iq_") and len(token) > 40
+    client.refresh_from_db()
+    assert token not in (client.token_hash, client.token_hint)
+    assert ApiClient.objects.for_token(token) == client
+    client.revoke()
+    assert ApiClient.objects.for_token(token) is None
+
+
+def test_last_used_is_written_at_most_once_a_minute(db, django_assert_num_queries):
+    client, _ = ApiClient.issue("engine")
+    now = timezone.now()
+    with django_assert_num_queries(1):
+        client.touch(now)
+    with django_assert_num_queries(0):
+        client.touch(now + timezone.timedelta(seconds=30))
+    with django_assert_num_queries(1):
+        client.touch(now + timezone.timedelta(seconds=61))
+
+
+def test_models_read_well_as_text(db):
+    trade = make_trade()
+    assert str(trade) == "buy 1 AAPL @ 100 (c-1)"
+    assert "revoked" in str(ApiClient(name="x", is_active=False))

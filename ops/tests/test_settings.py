@@ -1,0 +1,65 @@
+"""Settings are checked in fresh interpreters: they are read once, at import."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_it_refuses_to_start_without_secret_key_when_debug_is_off():
+    result = run_manage("check", env={})
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_debug_mode_starts_without_a_secret_key():
+    result = run_manage("check", env={"DEBUG": "true"})
+    assert result.returncode == 0, result.stderr
+
+
+PRODUCTION_LIKE = {
+    "SECRET_KEY": "k" * 20 + "production-like-secret-key-with-entropy-0123456789",
+    "ALLOWED_HOSTS": "ops.investiq.example",
+    "CSRF_TRUSTED_ORIGINS": "https://ops.investiq.example",
+    "SECURE_SSL_REDIRECT": "true",
+    "SECURE_PROXY_SSL_HEADER": "true",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+    "SECURE_HSTS_PRELOAD": "true",
+    "DATABASE_URL": "postgres://investiq@db.internal:5432/investiq",
+    "REDIS_URL": "redis://redis.internal:6379/0",
+}
+
+
+def test_check_deploy_is_clean_with_a_production_like_environment():
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_LIKE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_a_memory_broker_is_a_configuration_error():
+    result = run_manage("check", env={"DEBUG": "true", "CELERY_BROKER_URL": "memory://"})
+    assert result.returncode != 0
+    assert "ops.E001" in result.stderr
+
+
+def test_sqlite_outside_debug_is_reported():
+    env = {**PRODUCTION_LIKE, "DATABASE_URL": "sqlite:////tmp/investiq-check.sqlite3"}
+    result = run_manage("check", "--deploy", env=env)
+    assert "ops.W001" in result.stdout + result.stderr

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ops.models import Trade
+from ops.tasks import record_trade_task
+from ops.tests.conftest import database_url, trade_payload
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_task_body_records_a_trade(db):
+    trade_id = record_trade_task.run(trade_payload(client_order_id="fill-1"))
+    assert Trade.objects.get(pk=trade_id).client_order_id == "fill-1"
+
+
+def test_the_task_rejects_invalid_payloads(db):
+    from ops.api.errors import ApiError
+
+    with pytest.raises(ApiError):
+        record_trade_task.run(trade_payload(quantity="-1"))
+    assert not Trade.objects.exists()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, postgres, redis_url):
+    """A real `celery worker` on Redis, against this run's test database."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": redis_url,
+        "SECRET_KEY": "worker-test-key",
+    }
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "investiq",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel=INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    yield queue
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
+def test_a_real_worker_on_redis_runs_the_task_end_to_end(celery_worker_process):
+    record_trade_task.apply_async(
+        args=[trade_payload(client_order_id="async-1")], queue=celery_worker_process
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not Trade.objects.filter(client_order_id="async-1").exists():
+        time.sleep(0.2)
+    assert Trade.objects.filter(client_order_id="async-1").exists(), "the worker did not record the trade"

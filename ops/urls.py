@@ -1,0 +1,13 @@
+from django.urls import path
+from django.views.generic import RedirectView
+
+from ops import views
+from ops.api import views as api
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="console"),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("api/v1/trades", api.create_trade, name="api-trades"),
+    path("api/v1/analyses", api.create_analysis, name="api-analyses"),
+]

@@ -1,0 +1,56 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    # Liveness does no I/O: a slow database must not get healthy web workers restarted.
+    return JsonResponse({"status": "ok"})
+
+
+def _database_ready() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # any failure means not ready; the detail says which
+        return f"{type(exc).__name__}: {exc}".strip()
+    return None
+
+
+def _broker_ready() -> str | None:
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith(("redis://", "rediss://")):
+        return None  # the file-system broker needs no server
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}".strip()
+    return None
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    checks = {"database": _database_ready(), "broker": _broker_ready()}
+    failing = {name: detail for name, detail in checks.items() if detail}
+    body = {
+        "status": "unavailable" if failing else "ok",
+        "checks": {name: detail or "ok" for name, detail in checks.items()},
+    }
+    if failing:
+        logger.warning("not ready: %s", failing)
+    return JsonResponse(body, status=503 if failing else 200)
