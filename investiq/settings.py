@@ -64,6 +64,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "ops.trading.context_processors.trading_banner",
             ],
         },
     },
@@ -173,3 +174,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Kill switch ----------------------------------------------------------------------
+# Resuming needs a second supervisor to approve; on unless DEBUG (a laptop has one user).
+TRADING_TWO_PERSON_RESUME = env.bool("TRADING_TWO_PERSON_RESUME", default=not DEBUG)
+TRADING_RESUME_REQUEST_TTL_MINUTES = env.int("TRADING_RESUME_REQUEST_TTL_MINUTES", default=15)
+
+# --- Alpaca (broker) -------------------------------------------------------------------
+ALPACA_BASE_URL = env.str("ALPACA_BASE_URL", default="https://paper-api.alpaca.markets")
+ALPACA_KEY_ID = env.str("ALPACA_KEY_ID", default="")
+ALPACA_SECRET_KEY = env.str("ALPACA_SECRET_KEY", default="")
+ALPACA_CONNECT_TIMEOUT = env.float("ALPACA_CONNECT_TIMEOUT", default=3.0)
+ALPACA_READ_TIMEOUT = env.float("ALPACA_READ_TIMEOUT", default=10.0)

@@ -123,3 +123,6 @@ class ApiClientAdmin(admin.ModelAdmin):
             client.revoke()
             revoked += 1
         self.message_user(request, f"Revoked {revoked} client(s).", messages.SUCCESS)
+
+
+from ops.trading import admin as trading_admin  # noqa: E402, F401 - registers the kill-switch admin

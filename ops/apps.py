@@ -6,4 +6,10 @@ class OpsConfig(AppConfig):
     verbose_name = "InvestIQ operations"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from ops import checks  # noqa: F401 - registers the system checks
+        from ops.trading.roles import ensure_roles
+
+        # Again after every migrate and test-database flush: the roles must always exist.
+        post_migrate.connect(lambda sender, **kwargs: ensure_roles(), sender=self, weak=False)

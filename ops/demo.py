@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
@@ -94,7 +95,9 @@ def _ensure_demo_user() -> str | None:
         return None
     # Never a fixed password: even a demo login must not be guessable from the source.
     password = secrets.token_urlsafe(12)
-    User.objects.create_superuser(DEMO_USERNAME, email="", password=password)
+    user = User.objects.create_superuser(DEMO_USERNAME, email="", password=password)
+    # The kill switch checks roles, not the superuser flag: the demo login supervises.
+    user.groups.add(Group.objects.get(name="ops_supervisor"))
     return password
 
 

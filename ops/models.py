@@ -199,3 +199,25 @@ class Analysis(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.signal} ({self.confidence}) by {self.model_version}"
+
+
+# The kill-switch models live with their service in ops/trading/; importing them here
+# registers them with the ops app.
+from ops.trading.models import (  # noqa: E402
+    Position,
+    ResumeRequest,
+    TradingEvent,
+    TradingState,
+)
+
+__all__ = [
+    "Analysis",
+    "ApiClient",
+    "Position",
+    "ResumeRequest",
+    "Side",
+    "Signal",
+    "Trade",
+    "TradingEvent",
+    "TradingState",
+]

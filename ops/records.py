@@ -11,9 +11,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from ops.models import Analysis, ApiClient, Trade
+from ops.models import Analysis, ApiClient, Position, Side, Trade
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def record_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tupl
     """Record `order` once; return (trade, created). Raises ConflictingOrder."""
     existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
     if existing is not None:
-        return _retry_result(order, existing)
+        return retry_result(order, existing)
     try:
         # The savepoint keeps the caller's transaction usable if the insert collides.
         with transaction.atomic():
@@ -73,16 +74,27 @@ def record_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tupl
                 executed_at=order.executed_at or timezone.now(),
                 api_client=api_client,
             )
+            _move_position(trade)
     except IntegrityError:
         # Two identical requests raced past the lookup; the loser answers as a retry.
         existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
         if existing is None:
             raise
-        return _retry_result(order, existing)
+        return retry_result(order, existing)
     return trade, True
 
 
-def _retry_result(order: TradeOrder, existing: Trade) -> tuple[Trade, bool]:
+def _move_position(trade: Trade) -> None:
+    # Same transaction as the trade, and an UPDATE ... SET quantity = quantity + delta,
+    # so concurrent trades on one position never lose an update.
+    delta = trade.quantity if trade.side == Side.BUY else -trade.quantity
+    Position.objects.get_or_create(strategy=trade.strategy, symbol=trade.symbol)
+    Position.objects.filter(strategy=trade.strategy, symbol=trade.symbol).update(
+        quantity=F("quantity") + delta
+    )
+
+
+def retry_result(order: TradeOrder, existing: Trade) -> tuple[Trade, bool]:
     if not order.matches(existing):
         raise ConflictingOrder(existing)
     return existing, False

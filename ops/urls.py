@@ -10,4 +10,5 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("api/v1/trades", api.create_trade, name="api-trades"),
     path("api/v1/analyses", api.create_analysis, name="api-analyses"),
+    path("api/v1/trading/status", api.trading_status, name="api-trading-status"),
 ]

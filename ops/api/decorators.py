@@ -19,8 +19,13 @@ logger = logging.getLogger(__name__)
 ApiView = Callable[[HttpRequest, ApiClient], HttpResponse]
 
 
-def api_view(*methods: str) -> Callable[[ApiView], Callable[[HttpRequest], HttpResponse]]:
+def api_view(
+    *methods: str, unavailable: str = "database_unavailable"
+) -> Callable[[ApiView], Callable[[HttpRequest], HttpResponse]]:
     """Method check, bearer auth and the JSON error shape, in that order.
+
+    `unavailable` is the error code when the database cannot be reached at all (the
+    trade gate says trading_state_unavailable: it cannot know the state, so it refuses).
 
     CSRF does not apply: machine clients authenticate with a bearer token, never a
     cookie, so a browser cannot be tricked into sending one.
@@ -47,7 +52,7 @@ def api_view(*methods: str) -> Callable[[ApiView], Callable[[HttpRequest], HttpR
                 # retry, instead of a bare 500 that looks like a bug in their request.
                 logger.error("database unavailable in %s: %s", view.__name__, exc)
                 return error_response(
-                    503, "database_unavailable", "The database is not reachable; retry later."
+                    503, unavailable, "The database is not reachable; nothing was recorded."
                 )
             except DatabaseError:
                 logger.exception("database error in %s", view.__name__)

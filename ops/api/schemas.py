@@ -122,3 +122,10 @@ class AnalysisForm(JsonForm):
     def clean_confidence(self) -> Decimal:
         # Models emit floats with many digits; four places is what is stored.
         return self.cleaned_data["confidence"].quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
+
+
+class TradingStatusForm(JsonForm):
+    json_types = {"symbol": TEXT, "strategy": TEXT}
+
+    symbol = forms.CharField(required=False, strip=False, validators=[SYMBOL_VALIDATOR])
+    strategy = forms.CharField(required=False, strip=False, validators=[STRATEGY_VALIDATOR])

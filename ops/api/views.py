@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.http import HttpRequest, JsonResponse
 
 from ops.api.decorators import api_view
 from ops.api.errors import ApiError
 from ops.api.parsing import read_json_object
-from ops.api.schemas import AnalysisForm, TradeForm
+from ops.api.schemas import AnalysisForm, TradeForm, TradingStatusForm
 from ops.models import Analysis, ApiClient, Trade
-from ops.records import ConflictingOrder, TradeOrder, record_analysis, record_trade
+from ops.records import ConflictingOrder, TradeOrder, record_analysis
+from ops.trading.gate import TradeDenied, TradingStateUnavailable, effective_state, position_of, submit_trade
 
 
 def trade_json(trade: Trade) -> dict:
@@ -40,11 +43,18 @@ def analysis_json(analysis: Analysis) -> dict:
     }
 
 
-@api_view("POST")
+@api_view("POST", unavailable="trading_state_unavailable")
 def create_trade(request: HttpRequest, client: ApiClient) -> JsonResponse:
     order = TradeOrder.from_dict(TradeForm.validate(read_json_object(request)))
     try:
-        trade, created = record_trade(order, api_client=client)
+        trade, created = submit_trade(order, api_client=client)
+    except TradeDenied as exc:
+        raise ApiError(423, exc.code, exc.detail, extra=exc.effective.as_json()) from None
+    except TradingStateUnavailable:
+        # Fail closed: without the state there is no trading, and nothing is recorded.
+        raise ApiError(
+            503, "trading_state_unavailable", "The trading state cannot be read; the trade was refused."
+        ) from None
     except ConflictingOrder as exc:
         raise ApiError(
             409,
@@ -63,3 +73,15 @@ def create_analysis(request: HttpRequest, client: ApiClient) -> JsonResponse:
     analysis = record_analysis(data, api_client=client)
     analysis.refresh_from_db()
     return JsonResponse(analysis_json(analysis), status=201)
+
+
+@api_view("GET", unavailable="trading_state_unavailable")
+def trading_status(request: HttpRequest, client: ApiClient) -> JsonResponse:
+    params = TradingStatusForm.validate({key: value for key, value in request.GET.items() if value != ""})
+    symbol, strategy = params.get("symbol"), params.get("strategy", "default")
+    try:
+        effective = effective_state(symbol, strategy)
+    except TradingStateUnavailable:
+        raise ApiError(503, "trading_state_unavailable", "The trading state cannot be read.") from None
+    position = position_of(strategy, symbol) if symbol else Decimal(0)
+    return JsonResponse({**effective.as_json(), "allowed_sides": effective.allowed_sides(position)})

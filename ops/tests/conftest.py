@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import Any
@@ -39,6 +40,40 @@ def database_url() -> str:
         return f"sqlite:///{db['NAME']}"
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@contextlib.contextmanager
+def unreachable_database():
+    """Point the default connection at a closed port (Postgres) or an impossible path."""
+    key = "PORT" if connection.vendor == "postgresql" else "NAME"
+    saved = {key: connection.settings_dict[key]}
+    connection.close()
+    connection.settings_dict[key] = 1 if key == "PORT" else "/nonexistent/dir/db.sqlite3"
+    try:
+        yield saved
+    finally:
+        connection.close()
+        connection.settings_dict.update(saved)
+
+
+@pytest.fixture
+def database_down(transactional_db):
+    with unreachable_database():
+        yield
+
+
+class _Token(str):
+    saved: dict
+
+
+@pytest.fixture
+def database_down_with_token(transactional_db):
+    """A valid token issued while the database was up, then the database goes away."""
+    _, token = ApiClient.issue("engine")
+    with unreachable_database() as saved:
+        value = _Token(token)
+        value.saved = saved
+        yield value
 
 
 class ApiTestClient(Client):
@@ -94,3 +129,43 @@ def trade_payload(**overrides: Any) -> dict[str, Any]:
     }
     payload.update(overrides)
     return {key: value for key, value in payload.items() if value is not ...}
+
+
+def make_user(username: str, *roles: str, staff: bool = True, superuser: bool = False):
+    from django.contrib.auth.models import Group
+
+    user = get_user_model().objects.create_user(
+        username, password="correct horse battery", is_staff=staff, is_superuser=superuser
+    )
+    user.groups.add(*Group.objects.filter(name__in=roles))
+    return user
+
+
+@pytest.fixture
+def viewer(db):
+    return make_user("vera-viewer", "ops_viewer")
+
+
+@pytest.fixture
+def operator(db):
+    return make_user("otto-operator", "ops_operator")
+
+
+@pytest.fixture
+def supervisor(db):
+    return make_user("sam-supervisor", "ops_supervisor")
+
+
+@pytest.fixture
+def supervisor2(db):
+    return make_user("sue-supervisor", "ops_supervisor")
+
+
+@pytest.fixture
+def one_person_resume(settings):
+    settings.TRADING_TWO_PERSON_RESUME = False
+
+
+@pytest.fixture
+def two_person_resume(settings):
+    settings.TRADING_TWO_PERSON_RESUME = True

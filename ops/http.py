@@ -1,0 +1,76 @@
+"""All outbound HTTP goes through here: a timeout is mandatory, errors are ours.
+
+Callers get either parsed JSON or an OutboundError whose `kind` says what went wrong
+(timeout, connection, unauthorized, http_error, malformed) in words an operator reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+
+class OutboundError(Exception):
+    def __init__(self, kind: str, detail: str, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Timeout:
+    connect: float
+    read: float
+
+    def as_tuple(self) -> tuple[float, float]:
+        return (self.connect, self.read)
+
+
+@dataclass(frozen=True)
+class JsonResponse:
+    status: int
+    body: Any
+
+
+def request_json(
+    method: str,
+    url: str,
+    *,
+    timeout: Timeout,
+    headers: dict[str, str] | None = None,
+    ok_statuses: tuple[int, ...] = (200,),
+) -> JsonResponse:
+    try:
+        response = requests.request(method, url, headers=headers, timeout=timeout.as_tuple())
+    except requests.exceptions.ConnectTimeout:
+        raise OutboundError("timeout", f"no connection within {timeout.connect:g}s") from None
+    except requests.exceptions.ReadTimeout:
+        raise OutboundError("timeout", f"no answer within {timeout.read:g}s") from None
+    except requests.exceptions.ConnectionError as exc:
+        raise OutboundError("connection", f"connection failed: {_first_line(exc)}") from None
+    except requests.exceptions.RequestException as exc:
+        raise OutboundError("connection", f"request failed: {_first_line(exc)}") from None
+    if response.status_code in (401, 403):
+        raise OutboundError(
+            "unauthorized", f"HTTP {response.status_code}: credentials refused", response.status_code
+        )
+    if response.status_code not in ok_statuses:
+        raise OutboundError(
+            "http_error", f"HTTP {response.status_code}: {response.text[:200]!r}", response.status_code
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        raise OutboundError(
+            "malformed",
+            f"HTTP {response.status_code} with a body that is not JSON: {response.text[:200]!r}",
+            response.status_code,
+        ) from None
+    return JsonResponse(response.status_code, body)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

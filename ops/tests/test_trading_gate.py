@@ -1,0 +1,207 @@
+"""The pre-trade gate on POST /api/v1/trades, and GET /api/v1/trading/status."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import DatabaseError
+
+from ops.models import Trade
+from ops.tests.conftest import trade_payload
+from ops.trading import service
+from ops.trading.models import Position, State
+
+TRADES = "/api/v1/trades"
+STATUS = "/api/v1/trading/status"
+SYSTEM = service.Actor.system("tests", service.HALT)
+
+
+def halt(scope: str, state: str = State.HALTED, reason: str = "test") -> None:
+    service.halt(scope, reason=reason, actor=SYSTEM, to_state=state)
+
+
+class Orders:
+    """Posts numbered orders through the API and returns status codes."""
+
+    def __init__(self, api) -> None:
+        self.api = api
+        self.n = 0
+
+    def __call__(self, side: str, quantity: str, symbol: str = "AAPL", strategy: str = "momentum"):
+        self.n += 1
+        return self.api.post_json(
+            TRADES,
+            trade_payload(
+                client_order_id=f"o-{self.n}", side=side, quantity=quantity, symbol=symbol, strategy=strategy
+            ),
+        )
+
+
+@pytest.fixture
+def order(api) -> Orders:
+    return Orders(api)
+
+
+def position(symbol: str = "AAPL", strategy: str = "momentum") -> Decimal:
+    return Position.objects.get(symbol=symbol, strategy=strategy).quantity
+
+
+def test_trades_pass_while_active_and_move_the_position(order):
+    assert order("buy", "10").status_code == 201
+    assert order("sell", "3").status_code == 201
+    assert position() == Decimal(7)
+
+
+def test_a_global_halt_refuses_with_423_and_records_nothing(order):
+    halt("global", reason="broker outage")
+    response = order("buy", "1")
+    assert response.status_code == 423
+    body = response.json()
+    assert body["error"] == "trading_halted"
+    assert (body["state"], body["scope"], body["reason"]) == ("HALTED", "global", "broker outage")
+    assert body["since"]
+    assert not Trade.objects.exists()
+
+
+def test_reducing_accepts_only_trades_that_shrink_a_long_position(order):
+    assert order("buy", "10").status_code == 201
+    halt("symbol:AAPL", State.REDUCING)
+    assert order("sell", "4").status_code == 201
+    refused_buy = order("buy", "1")
+    assert refused_buy.status_code == 423 and refused_buy.json()["error"] == "trading_reducing"
+    assert order("sell", "7").status_code == 423  # would flip 6 long to 1 short
+    assert position() == Decimal(6)
+    assert order("sell", "6").status_code == 201  # flat is allowed
+    assert order("sell", "1").status_code == 423  # and from flat, nothing
+    assert position() == 0
+
+
+def test_reducing_is_symmetric_for_short_positions(order):
+    assert order("sell", "10").status_code == 201
+    halt("symbol:AAPL", State.REDUCING)
+    assert order("buy", "4").status_code == 201
+    assert order("sell", "1").status_code == 423
+    assert order("buy", "7").status_code == 423
+    assert position() == Decimal(-6)
+
+
+def test_reducing_counts_the_position_per_strategy(order):
+    assert order("buy", "10", strategy="momentum").status_code == 201
+    halt("global", State.REDUCING)
+    # The pairs strategy is flat in AAPL, so even a sell would open a position there.
+    assert order("sell", "1", strategy="pairs").status_code == 423
+    assert order("sell", "1", strategy="momentum").status_code == 201
+
+
+def test_a_reducing_symbol_leaves_other_symbols_and_strategies_alone(order):
+    halt("symbol:AAPL", State.REDUCING)
+    assert order("buy", "1", symbol="MSFT").status_code == 201
+    assert order("buy", "1", symbol="AAPL", strategy="pairs").status_code == 423
+
+
+def test_a_strategy_halt_blocks_only_that_strategy(order):
+    halt("strategy:momentum")
+    blocked = order("buy", "1", strategy="momentum")
+    assert blocked.status_code == 423 and blocked.json()["scope"] == "strategy:momentum"
+    assert order("buy", "1", strategy="pairs").status_code == 201
+    assert order("buy", "1", symbol="MSFT", strategy="pairs").status_code == 201
+
+
+def test_a_symbol_reducing_with_global_active_gives_reducing(api):
+    halt("symbol:AAPL", State.REDUCING, reason="data gap")
+    body = api.get_json(STATUS + "?symbol=AAPL&strategy=momentum").json()
+    assert (body["state"], body["scope"], body["reason"]) == ("REDUCING", "symbol:AAPL", "data gap")
+
+
+def test_global_halted_beats_everything(api, order):
+    halt("symbol:AAPL", State.REDUCING)
+    halt("strategy:momentum", State.REDUCING)
+    halt("global")
+    body = api.get_json(STATUS + "?symbol=AAPL&strategy=momentum").json()
+    assert (body["state"], body["scope"], body["allowed_sides"]) == ("HALTED", "global", [])
+    assert order("buy", "1", symbol="MSFT", strategy="pairs").json()["error"] == "trading_halted"
+
+
+def test_the_most_restrictive_scope_decides(api):
+    halt("global", State.REDUCING)
+    halt("symbol:TSLA")
+    assert api.get_json(STATUS + "?symbol=TSLA").json()["scope"] == "symbol:TSLA"
+    assert api.get_json(STATUS + "?symbol=AAPL").json()["scope"] == "global"
+
+
+def test_status_reports_allowed_sides(api, order):
+    assert api.get_json(STATUS).json() == {
+        "state": "ACTIVE",
+        "scope": "global",
+        "reason": "",
+        "since": None,
+        "allowed_sides": ["buy", "sell"],
+    }
+    order("buy", "5")
+    halt("global", State.REDUCING)
+    assert api.get_json(STATUS + "?symbol=AAPL&strategy=momentum").json()["allowed_sides"] == ["sell"]
+    assert api.get_json(STATUS + "?symbol=MSFT&strategy=momentum").json()["allowed_sides"] == []
+
+
+@pytest.mark.parametrize("query", ["?symbol=aapl", "?strategy=a%20b", "?symbol=TOOLONGSYMBOL", "?foo=1"])
+def test_status_rejects_bad_parameters(api, query):
+    response = api.get_json(STATUS + query)
+    assert response.status_code == 400
+    assert response.json()["error"] == "validation_failed"
+
+
+def test_status_needs_a_token(api):
+    assert api.get_json(STATUS, token=None).status_code == 401
+
+
+def test_a_retry_of_a_trade_recorded_before_the_halt_still_answers_200(api, order):
+    first = order("buy", "1")
+    halt("global")
+    retry = api.post_json(
+        TRADES,
+        trade_payload(client_order_id="o-1", side="buy", quantity="1", symbol="AAPL", strategy="momentum"),
+    )
+    assert retry.status_code == 200 and retry.json() == first.json()
+
+
+def test_the_gate_fails_closed_when_the_state_cannot_be_read(order, monkeypatch):
+    from ops.trading.models import TradingState
+
+    def broken(*args, **kwargs):
+        raise DatabaseError("relation ops_tradingstate is locked by a migration")
+
+    monkeypatch.setattr(TradingState.objects, "raw", broken)
+    monkeypatch.setattr(TradingState.objects, "for_scopes", broken)
+    response = order("buy", "1")
+    assert response.status_code == 503
+    assert response.json()["error"] == "trading_state_unavailable"
+    assert not Trade.objects.exists()
+
+
+def test_the_gate_answers_503_when_the_database_is_unreachable(database_down_with_token):
+    from django.test import Client
+
+    response = Client().post(
+        TRADES,
+        trade_payload(),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {database_down_with_token}"},
+    )
+    assert response.status_code == 503
+    assert response.json()["error"] == "trading_state_unavailable"
+
+
+def test_nothing_was_written_while_the_database_was_unreachable(database_down_with_token):
+    from django.db import connection
+    from django.test import Client
+
+    Client().post(
+        TRADES,
+        trade_payload(),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {database_down_with_token}"},
+    )
+    connection.close()
+    connection.settings_dict.update(database_down_with_token.saved)
+    assert not Trade.objects.exists()

@@ -1,0 +1,122 @@
+"""The pre-trade gate: the effective state for a trade, enforced before it is recorded.
+
+Fail closed: if the state cannot be read, the trade is refused (TradingStateUnavailable),
+never let through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import DatabaseError, connection, transaction
+
+from ops.models import ApiClient, Side, Trade
+from ops.records import TradeOrder, record_trade, retry_result
+from ops.trading.models import GLOBAL_SCOPE, SEVERITY, Position, State, TradingState
+from ops.trading.scopes import trade_scopes
+
+
+class TradingStateUnavailable(Exception):
+    """The state could not be read: refuse, never allow."""
+
+
+@dataclass(frozen=True)
+class Effective:
+    state: str
+    scope: str
+    reason: str
+    since: datetime | None
+
+    def allowed_sides(self, position: Decimal) -> list[str]:
+        if self.state == State.ACTIVE:
+            return [Side.BUY, Side.SELL]
+        if self.state == State.REDUCING and position != 0:
+            return [Side.SELL] if position > 0 else [Side.BUY]
+        return []
+
+    def as_json(self) -> dict:
+        return {
+            "state": self.state,
+            "scope": self.scope,
+            "reason": self.reason,
+            "since": self.since.isoformat() if self.since else None,
+        }
+
+
+class TradeDenied(Exception):
+    def __init__(self, effective: Effective, detail: str) -> None:
+        super().__init__(detail)
+        self.effective = effective
+        self.detail = detail
+        self.code = "trading_halted" if effective.state == State.HALTED else "trading_reducing"
+
+
+def effective_state(symbol: str | None, strategy: str | None, *, lock: bool = False) -> Effective:
+    """The most restrictive of global, strategy and symbol; ties go to the broadest scope.
+
+    With lock=True (inside the gate's transaction) the rows are read FOR SHARE: a halt
+    (FOR UPDATE) then waits for trades already past the gate to commit, and trades that
+    arrive meanwhile wait for the halt and see it. So once halt() returns, nothing more
+    is accepted under the old state.
+    """
+    scopes = trade_scopes(symbol, strategy)
+    try:
+        if lock and connection.vendor == "postgresql":
+            rows = list(
+                TradingState.objects.raw(
+                    "SELECT * FROM ops_tradingstate WHERE scope = ANY(%s) FOR SHARE", [scopes]
+                )
+            )
+        else:
+            rows = list(TradingState.objects.for_scopes(scopes))
+    except DatabaseError as exc:
+        raise TradingStateUnavailable(str(exc)) from exc
+    order = {scope: index for index, scope in enumerate(scopes)}
+    rows.sort(key=lambda row: (-SEVERITY[row.state], order[row.scope]))
+    if not rows or rows[0].state == State.ACTIVE:
+        return Effective(State.ACTIVE, GLOBAL_SCOPE, "", None)
+    top = rows[0]
+    return Effective(top.state, top.scope, top.reason, top.since)
+
+
+def position_of(strategy: str, symbol: str, *, lock: bool = False) -> Decimal:
+    if lock:
+        position, _ = Position.objects.select_for_update().get_or_create(strategy=strategy, symbol=symbol)
+        return Decimal(position.quantity)  # a row just created holds the int default
+    position = Position.objects.filter(strategy=strategy, symbol=symbol).first()
+    return position.quantity if position else Decimal(0)
+
+
+def check(effective: Effective, order: TradeOrder, position: Decimal) -> None:
+    if effective.state == State.ACTIVE:
+        return
+    if effective.state == State.HALTED:
+        raise TradeDenied(effective, f"Trading is halted for {effective.scope}: {effective.reason}")
+    delta = order.quantity if order.side == Side.BUY else -order.quantity
+    after = position + delta
+    # Reducing-only: the trade must bring the position toward zero without passing it.
+    shrinks = position != 0 and abs(after) < abs(position) and (after == 0 or (after > 0) == (position > 0))
+    if not shrinks:
+        raise TradeDenied(
+            effective,
+            f"{effective.scope} is reducing-only: a {order.side} of {order.quantity} {order.symbol} "
+            f"would take the {order.strategy} position from {position.normalize()} to {after.normalize()}.",
+        )
+
+
+def submit_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tuple[Trade, bool]:
+    """Gate and record one order from the trading engine. Raises TradeDenied,
+    TradingStateUnavailable or ConflictingOrder."""
+    existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
+    if existing is not None:
+        # Already recorded (before any halt): a retry returns it, whatever the state now.
+        return retry_result(order, existing)
+    with transaction.atomic():
+        effective = effective_state(order.symbol, order.strategy, lock=True)
+        if effective.state == State.REDUCING:
+            check(effective, order, position_of(order.strategy, order.symbol, lock=True))
+        else:
+            check(effective, order, Decimal(0))
+        return record_trade(order, api_client=api_client)

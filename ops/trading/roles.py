@@ -1,0 +1,51 @@
+"""The kill-switch roles: ops_viewer, ops_operator (halt), ops_supervisor (resume, approve)."""
+
+from __future__ import annotations
+
+from django.apps import apps as global_apps
+
+VIEW = [
+    "view_trade",
+    "view_analysis",
+    "view_tradingstate",
+    "view_tradingevent",
+    "view_position",
+    "view_resumerequest",
+]
+ROLES = {
+    "ops_viewer": VIEW,
+    "ops_operator": [*VIEW, "halt_trading"],
+    "ops_supervisor": [*VIEW, "halt_trading", "resume_trading", "approve_resume"],
+}
+CUSTOM = {
+    "halt_trading": "Can halt trading or set it to reducing-only",
+    "resume_trading": "Can resume trading (or request a resume)",
+    "approve_resume": "Can approve another person's resume request",
+}
+
+
+def ensure_roles(apps=global_apps) -> None:
+    """Create the groups, their permissions and the global scope row; idempotent.
+
+    Runs from the data migration and again after every migrate/flush (post_migrate),
+    so a test database flush or a partial restore never leaves the roles missing.
+    """
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    Permission = apps.get_model("auth", "Permission")
+    Group = apps.get_model("auth", "Group")
+    TradingState = apps.get_model("ops", "TradingState")
+
+    def permission(codename: str):
+        model = "tradingstate" if codename in CUSTOM else codename.split("_", 1)[1]
+        content_type, _ = ContentType.objects.get_or_create(app_label="ops", model=model)
+        perm, _ = Permission.objects.get_or_create(
+            codename=codename,
+            content_type=content_type,
+            defaults={"name": CUSTOM.get(codename) or f"Can view {model}"},
+        )
+        return perm
+
+    for role, codenames in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.add(*[permission(codename) for codename in codenames])
+    TradingState.objects.get_or_create(scope="global", defaults={"state": "ACTIVE", "source": "migration"})

@@ -1,0 +1,40 @@
+"""Scope names: `global`, `strategy:<name>`, `symbol:<TICKER>`."""
+
+from __future__ import annotations
+
+import re
+
+from ops.trading.models import GLOBAL_SCOPE
+
+_STRATEGY = re.compile(r"\A[A-Za-z0-9_.-]{1,64}\Z")
+_SYMBOL = re.compile(r"\A[A-Z.]{1,10}\Z")
+
+
+class InvalidScope(ValueError):
+    pass
+
+
+def parse_scope(text: str) -> str:
+    """Return the canonical scope for `text`, or raise InvalidScope saying why."""
+    text = (text or "").strip()
+    if text == GLOBAL_SCOPE:
+        return text
+    kind, _, name = text.partition(":")
+    if kind == "strategy" and _STRATEGY.match(name):
+        return f"strategy:{name}"
+    if kind == "symbol" and _SYMBOL.match(name.upper()):
+        return f"symbol:{name.upper()}"
+    raise InvalidScope(
+        f"{text!r} is not a scope: use 'global', 'strategy:<name>' (letters, digits, _ . -) "
+        "or 'symbol:<TICKER>' (A–Z and '.')."
+    )
+
+
+def trade_scopes(symbol: str | None, strategy: str | None) -> list[str]:
+    """The scopes that govern a trade, broadest first (the tie-breaker for reporting)."""
+    scopes = [GLOBAL_SCOPE]
+    if strategy:
+        scopes.append(f"strategy:{strategy}")
+    if symbol:
+        scopes.append(f"symbol:{symbol}")
+    return scopes

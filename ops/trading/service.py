@@ -1,0 +1,273 @@
+"""The kill switch: every change of trading state goes through this module.
+
+Each transition runs in one transaction that locks the scope's row (SELECT ... FOR
+UPDATE), validates, writes the new state and its audit event together. Views, admin
+actions, management commands and tasks call these functions and nothing else writes
+TradingState.
+
+Semantics worth knowing:
+- halt() only tightens (ACTIVE→REDUCING→HALTED); resume() only loosens. Loosening is
+  the dangerous direction, so it needs the supervisor permission and, with the
+  two-person setting on, a request by one person and an approval by another.
+- Asking for the state a scope is already in changes nothing and writes no event: the
+  original reason, author and start time stay, so the history never shows a halt that
+  "began" at the second click. The result says changed=False.
+- Permissions are read from groups and direct grants for everyone; a superuser flag
+  grants nothing here (roles: ops_viewer, ops_operator, ops_supervisor).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Permission
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ops.trading import broker
+from ops.trading.errors import (
+    InvalidTransition,
+    PermissionDenied,
+    ResumeRequestInvalid,
+    TwoPersonRuleRequired,
+)
+from ops.trading.models import (
+    GLOBAL_SCOPE,
+    SEVERITY,
+    BrokerOutcome,
+    ResumeRequest,
+    State,
+    TradingEvent,
+    TradingState,
+)
+from ops.trading.scopes import parse_scope
+
+logger = logging.getLogger(__name__)
+
+HALT, RESUME, APPROVE = "halt_trading", "resume_trading", "approve_resume"
+_SOURCE = re.compile(r"\A(manual|command|(rule|alert):[A-Za-z0-9_.:-]{1,80})\Z")
+MAX_REASON = 2000
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks for a transition: a person (user) or a named system component."""
+
+    name: str
+    user: object | None = None
+    system_permissions: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def of(cls, user) -> Actor:
+        return cls(name=user.get_username(), user=user)
+
+    @classmethod
+    def system(cls, name: str, *permissions: str) -> Actor:
+        return cls(name=f"system:{name}", system_permissions=frozenset(permissions))
+
+    def has_perm(self, codename: str) -> bool:
+        if self.user is None:
+            return codename in self.system_permissions
+        if not self.user.is_active:
+            return False
+        # Not user.has_perm(): it grants a superuser everything, and the kill switch
+        # checks every person the same way.
+        return Permission.objects.filter(
+            Q(user=self.user) | Q(group__user=self.user),
+            content_type__app_label="ops",
+            codename=codename,
+        ).exists()
+
+    def require(self, codename: str, action: str) -> None:
+        if not self.has_perm(codename):
+            raise PermissionDenied(f"{self.name} may not {action} (needs the ops.{codename} permission).")
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    state: TradingState
+    event: TradingEvent | None
+
+    @property
+    def changed(self) -> bool:
+        return self.event is not None
+
+
+def halt(
+    scope: str,
+    *,
+    reason: str,
+    actor: Actor,
+    to_state: str = State.HALTED,
+    source: str = "manual",
+    cancel_orders: bool = False,
+) -> TransitionResult:
+    """Tighten `scope` to HALTED (default) or REDUCING. Any operator may."""
+    scope, reason, source = _clean(scope, reason, source)
+    if to_state not in (State.HALTED, State.REDUCING):
+        raise InvalidTransition(f"halt() goes to HALTED or REDUCING, not {to_state}.")
+    if cancel_orders and scope != GLOBAL_SCOPE:
+        raise InvalidTransition(
+            "Cancelling open orders at the broker is account-wide; ask for it only with a global halt."
+        )
+    actor.require(HALT, "halt trading")
+    with transaction.atomic():
+        row = _locked(scope)
+        if SEVERITY[row.state] > SEVERITY[to_state]:
+            raise InvalidTransition(
+                f"{scope} is {row.state}; going to {to_state} loosens it, which is a resume."
+            )
+        result = _apply(row, to_state, reason, actor, source, broker_requested=cancel_orders)
+        if result.changed and cancel_orders:
+            # After the commit, never inside it: the halt must not wait on the broker.
+            event_id = result.event.pk
+            transaction.on_commit(lambda: broker.cancel_orders_for_event(event_id), robust=True)
+    if result.changed and cancel_orders:
+        result.event.refresh_from_db()
+    return result
+
+
+def resume(
+    scope: str, *, reason: str, actor: Actor, to_state: str = State.ACTIVE, source: str = "manual"
+) -> TransitionResult:
+    """Loosen `scope` to ACTIVE (default) or REDUCING, when one person may do it alone."""
+    if settings.TRADING_TWO_PERSON_RESUME:
+        raise TwoPersonRuleRequired(
+            "Two-person resume is on: request_resume() by one supervisor, approve_resume() by another."
+        )
+    scope, reason, source = _clean(scope, reason, source)
+    actor.require(RESUME, "resume trading")
+    with transaction.atomic():
+        row = _locked(scope)
+        _check_loosens(row, to_state)
+        return _apply(row, to_state, reason, actor, source)
+
+
+def request_resume(scope: str, *, reason: str, actor: Actor, to_state: str = State.ACTIVE) -> ResumeRequest:
+    """First step of a two-person resume. The request expires after a setting's minutes."""
+    scope, reason, _ = _clean(scope, reason, "manual")
+    actor.require(RESUME, "request a resume")
+    if actor.user is None:
+        raise PermissionDenied("A resume request needs a person, not a system actor.")
+    with transaction.atomic():
+        row = _locked(scope)
+        _check_loosens(row, to_state)
+        now = timezone.now()
+        request = ResumeRequest.objects.create(
+            scope=scope,
+            from_state=row.state,
+            to_state=to_state,
+            reason=reason,
+            requested_by=actor.user,
+            created_at=now,
+            expires_at=now + timedelta(minutes=settings.TRADING_RESUME_REQUEST_TTL_MINUTES),
+        )
+    logger.warning("resume of %s to %s requested by %s: %s", scope, to_state, actor.name, reason)
+    return request
+
+
+def approve_resume(request_id: int, *, approver: Actor, source: str = "manual") -> TransitionResult:
+    """Second step: a different person with the approve permission carries it out."""
+    _, _, source = _clean(GLOBAL_SCOPE, "-", source)
+    approver.require(APPROVE, "approve a resume")
+    with transaction.atomic():
+        try:
+            request = ResumeRequest.objects.select_for_update().get(pk=request_id)
+        except ResumeRequest.DoesNotExist:
+            raise ResumeRequestInvalid(f"There is no resume request {request_id}.") from None
+        if request.status != ResumeRequest.Status.PENDING:
+            raise ResumeRequestInvalid(f"Resume request {request_id} is already {request.status}.")
+        if request.expires_at <= timezone.now():
+            raise ResumeRequestInvalid(
+                f"Resume request {request_id} expired at {request.expires_at:%H:%M:%S}."
+            )
+        if approver.user is None or approver.user.pk == request.requested_by_id:
+            raise PermissionDenied("The approver must be a different person from the requester.")
+        row = _locked(request.scope)
+        if row.state != request.from_state:
+            # The scope moved since the request (e.g. escalated): approving now would
+            # loosen something the requester never saw.
+            raise ResumeRequestInvalid(
+                f"{request.scope} is now {row.state}, not {request.from_state} as requested; request again."
+            )
+        result = _apply(
+            row,
+            request.to_state,
+            request.reason,
+            Actor.of(request.requested_by),
+            source,
+            approver=approver.name,
+        )
+        request.status = ResumeRequest.Status.APPROVED
+        request.approved_by = approver.user
+        request.event = result.event
+        request.save(update_fields=["status", "approved_by", "event"])
+    return result
+
+
+def _clean(scope: str, reason: str, source: str) -> tuple[str, str, str]:
+    scope = parse_scope(scope)
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidTransition("A reason is required: say why, for the people reading the log later.")
+    if len(reason) > MAX_REASON:
+        raise InvalidTransition(f"The reason may be at most {MAX_REASON} characters.")
+    if not _SOURCE.match(source or ""):
+        raise InvalidTransition(f"{source!r} is not a source: manual, command, rule:<name> or alert:<name>.")
+    return scope, reason, source
+
+
+def _check_loosens(row: TradingState, to_state: str) -> None:
+    if to_state not in (State.ACTIVE, State.REDUCING):
+        raise InvalidTransition(f"A resume goes to ACTIVE or REDUCING, not {to_state}.")
+    if SEVERITY[row.state] < SEVERITY[to_state]:
+        raise InvalidTransition(f"{row.scope} is {row.state}; going to {to_state} tightens it: use halt.")
+
+
+def _locked(scope: str) -> TradingState:
+    """The scope's row, locked until the transaction ends (created ACTIVE if new)."""
+    TradingState.objects.get_or_create(scope=scope)
+    return TradingState.objects.select_for_update().get(scope=scope)
+
+
+def _apply(
+    row: TradingState,
+    to_state: str,
+    reason: str,
+    actor: Actor,
+    source: str,
+    *,
+    approver: str = "",
+    broker_requested: bool = False,
+) -> TransitionResult:
+    if row.state == to_state:
+        return TransitionResult(state=row, event=None)
+    now = timezone.now()
+    event = TradingEvent.objects.create(
+        scope=row.scope,
+        from_state=row.state,
+        to_state=to_state,
+        reason=reason,
+        actor=actor.name,
+        source=source,
+        approver=approver,
+        created_at=now,
+        broker_outcome=BrokerOutcome.PENDING if broker_requested else BrokerOutcome.NOT_REQUESTED,
+    )
+    row.state, row.reason, row.since, row.changed_by, row.source = to_state, reason, now, actor.name, source
+    row.save(update_fields=["state", "reason", "since", "changed_by", "source"])
+    logger.warning(
+        "trading %s: %s -> %s by %s (%s): %s",
+        row.scope,
+        event.from_state,
+        to_state,
+        actor.name,
+        source,
+        reason,
+    )
+    return TransitionResult(state=row, event=event)
