@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 
 from ops.models import ApiClient, Side, Trade
 from ops.records import TradeOrder, record_trade, retry_result
@@ -53,24 +53,19 @@ class TradeDenied(Exception):
         self.code = "trading_halted" if effective.state == State.HALTED else "trading_reducing"
 
 
-def effective_state(symbol: str | None, strategy: str | None, *, lock: bool = False) -> Effective:
+def effective_state(symbol: str | None, strategy: str | None) -> Effective:
     """The most restrictive of global, strategy and symbol; ties go to the broadest scope.
 
-    With lock=True (inside the gate's transaction) the rows are read FOR SHARE: a halt
-    (FOR UPDATE) then waits for trades already past the gate to commit, and trades that
-    arrive meanwhile wait for the halt and see it. So once halt() returns, nothing more
-    is accepted under the old state.
+    A plain read, deliberately without FOR SHARE: share-lockers may join each other
+    without queueing behind a waiting FOR UPDATE, so under steady trading a halt could
+    wait indefinitely (seen with artificially slowed trades: the halt hit
+    statement_timeout). A halt must never wait on trading traffic. Each request reads
+    the committed state when it starts, so no request that starts after halt() returns
+    can be accepted.
     """
     scopes = trade_scopes(symbol, strategy)
     try:
-        if lock and connection.vendor == "postgresql":
-            rows = list(
-                TradingState.objects.raw(
-                    "SELECT * FROM ops_tradingstate WHERE scope = ANY(%s) FOR SHARE", [scopes]
-                )
-            )
-        else:
-            rows = list(TradingState.objects.for_scopes(scopes))
+        rows = list(TradingState.objects.for_scopes(scopes))
     except DatabaseError as exc:
         raise TradingStateUnavailable(str(exc)) from exc
     order = {scope: index for index, scope in enumerate(scopes)}
@@ -114,7 +109,7 @@ def submit_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tupl
         # Already recorded (before any halt): a retry returns it, whatever the state now.
         return retry_result(order, existing)
     with transaction.atomic():
-        effective = effective_state(order.symbol, order.strategy, lock=True)
+        effective = effective_state(order.symbol, order.strategy)
         if effective.state == State.REDUCING:
             check(effective, order, position_of(order.strategy, order.symbol, lock=True))
         else:
