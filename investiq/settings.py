@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_prometheus",
     "ops",
 ]
 
@@ -50,6 +51,15 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# Request metrics wrap everything else, so they time and count the whole request.
+# METRICS_MIDDLEWARE=false exists for bench/metrics_overhead.py, which measures their cost.
+if env.bool("METRICS_MIDDLEWARE", default=True):
+    MIDDLEWARE = [
+        "django_prometheus.middleware.PrometheusBeforeMiddleware",
+        "ops.monitoring.middleware.MetricsMiddleware",
+        *MIDDLEWARE,
+        "django_prometheus.middleware.PrometheusAfterMiddleware",
+    ]
 
 ROOT_URLCONF = "investiq.urls"
 WSGI_APPLICATION = "investiq.wsgi.application"
@@ -73,6 +83,10 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'investiq.sqlite3'}"),
 }
+# django-prometheus's wrappers of the same backends add the django_db_* families.
+DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
+    "django.db.backends.", "django_prometheus.db.backends."
+)
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -134,6 +148,11 @@ X_FRAME_OPTIONS = "DENY"
 # --- API ----------------------------------------------------------------------------
 # Largest JSON body the API accepts; larger ones get 413 before they are parsed.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
+
+# --- Metrics ----------------------------------------------------------------------------
+# When set, GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" (ops.W003 if unset
+# outside DEBUG). Prometheus reads it from a credentials_file.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Redis and Celery -----------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -9,6 +9,7 @@ class OpsConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from ops import checks  # noqa: F401 - registers the system checks
+        from ops.monitoring import metrics  # noqa: F401 - defines the metrics before any request
         from ops.trading.roles import ensure_roles
 
         # Again after every migrate and test-database flush: the roles must always exist.

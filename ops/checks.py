@@ -50,3 +50,16 @@ def check_broker(app_configs, **kwargs):
             )
         )
     return problems
+
+
+@register()
+def check_metrics_token(app_configs, **kwargs):
+    if not settings.DEBUG and not settings.METRICS_TOKEN:
+        return [
+            Warning(
+                "METRICS_TOKEN is not set: /metrics is open to anyone who can reach the web port.",
+                hint="Set METRICS_TOKEN and give Prometheus the same value in a credentials_file.",
+                id="ops.W003",
+            )
+        ]
+    return []

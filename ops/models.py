@@ -203,6 +203,7 @@ class Analysis(models.Model):
 
 # The kill-switch models live with their service in ops/trading/; importing them here
 # registers them with the ops app.
+from ops.monitoring.models import MetricCounter  # noqa: E402
 from ops.trading.models import (  # noqa: E402
     Position,
     ResumeRequest,
@@ -213,6 +214,7 @@ from ops.trading.models import (  # noqa: E402
 __all__ = [
     "Analysis",
     "ApiClient",
+    "MetricCounter",
     "Position",
     "ResumeRequest",
     "Side",

@@ -3,11 +3,13 @@ from django.views.generic import RedirectView
 
 from ops import views
 from ops.api import views as api
+from ops.monitoring.views import metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index"), name="console"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("api/v1/trades", api.create_trade, name="api-trades"),
     path("api/v1/analyses", api.create_analysis, name="api-analyses"),
     path("api/v1/trading/status", api.trading_status, name="api-trading-status"),

@@ -11,6 +11,7 @@ from ops.api.errors import ApiError
 from ops.api.parsing import read_json_object
 from ops.api.schemas import AnalysisForm, TradeForm, TradingStatusForm
 from ops.models import Analysis, ApiClient, Trade
+from ops.monitoring.metrics import ORDERS_DENIED
 from ops.records import ConflictingOrder, TradeOrder, record_analysis
 from ops.trading.gate import TradeDenied, TradingStateUnavailable, effective_state, position_of, submit_trade
 
@@ -49,9 +50,11 @@ def create_trade(request: HttpRequest, client: ApiClient) -> JsonResponse:
     try:
         trade, created = submit_trade(order, api_client=client)
     except TradeDenied as exc:
+        ORDERS_DENIED.labels(exc.code).inc()
         raise ApiError(423, exc.code, exc.detail, extra=exc.effective.as_json()) from None
     except TradingStateUnavailable:
         # Fail closed: without the state there is no trading, and nothing is recorded.
+        ORDERS_DENIED.labels("trading_state_unavailable").inc()
         raise ApiError(
             503, "trading_state_unavailable", "The trading state cannot be read; the trade was refused."
         ) from None

@@ -44,6 +44,7 @@ PRODUCTION_LIKE = {
     "SECURE_HSTS_PRELOAD": "true",
     "DATABASE_URL": "postgres://investiq@db.internal:5432/investiq",
     "REDIS_URL": "redis://redis.internal:6379/0",
+    "METRICS_TOKEN": "metrics-token-for-prometheus",
 }
 
 

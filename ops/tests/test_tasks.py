@@ -78,3 +78,7 @@ def test_a_real_worker_on_redis_runs_the_task_end_to_end(celery_worker_process):
     while time.monotonic() < deadline and not Trade.objects.filter(client_order_id="async-1").exists():
         time.sleep(0.2)
     assert Trade.objects.filter(client_order_id="async-1").exists(), "the worker did not record the trade"
+    # The worker's trade is counted on /metrics like any other (database counters).
+    from ops.tests.test_metrics import scrape, value
+
+    assert value(scrape(), "investiq_trades_total", side="buy") == 1

@@ -16,7 +16,7 @@ import pytest
 import requests
 from django.db import connection, connections
 
-from ops.models import ApiClient, Trade
+from ops.models import ApiClient, MetricCounter, Trade
 from ops.tests.conftest import database_url, make_user, trade_payload
 from ops.trading import service
 from ops.trading.errors import InvalidTransition
@@ -118,6 +118,8 @@ def test_no_trade_that_started_after_the_halt_returned_is_accepted(live_server, 
     assert set(after) == {423}, f"accepted after the halt returned: {after.count(201)}"
     # And the books agree: every recorded trade is one of the 201s, all from before the halt.
     assert Trade.objects.count() == before.count(201)
+    # Six writers at once: the sharded trigger counter lost none of them.
+    assert MetricCounter.objects.totals("trades") == {"buy": Trade.objects.count()}
 
 
 def test_concurrent_reducing_sells_never_flip_the_position(transactional_db, postgres):

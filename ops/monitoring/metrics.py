@@ -1,0 +1,67 @@
+"""Every InvestIQ metric, in one place (contract: ARCHITECTURE.md, "Metric contract").
+
+Per-process values (requests, latency, in flight, gate refusals) are prometheus_client
+metrics; under gunicorn they live in PROMETHEUS_MULTIPROC_DIR and are summed over
+workers at scrape time. Values that live in the database are produced by
+ops.monitoring.collector at scrape time instead.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+# No *_created series: they double the series count and nothing here reads them.
+disable_created_metrics()
+
+# Unmatched paths share one route value, so scanners cannot blow up label cardinality.
+UNMATCHED_ROUTE = "<unmatched>"
+
+# Milliseconds. The 1000 edge is the HighLatency threshold: quantiles interpolate
+# within a bucket, so the threshold must be an edge to be measured exactly.
+LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 750, 1000, 1500, 2500, 5000, 10000)
+
+REQUESTS = Counter(
+    "investiq_requests_total",
+    "HTTP requests by method, URL pattern and status code.",
+    ["method", "route", "status"],
+)
+REQUEST_DURATION = Histogram(
+    "investiq_request_duration_milliseconds",
+    "HTTP request latency in milliseconds, by method and URL pattern.",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS_MS,
+)
+ERRORS = Counter(
+    "investiq_errors_total",
+    "5xx responses and unhandled exceptions, by URL pattern and kind.",
+    ["route", "kind"],
+)
+# livesum: the sum over live workers only, so a worker that died mid-request
+# does not leave a phantom connection behind.
+ACTIVE_CONNECTIONS = Gauge(
+    "investiq_active_connections",
+    "HTTP requests in flight (summed over live web workers).",
+    multiprocess_mode="livesum",
+)
+ORDERS_DENIED = Counter(
+    "investiq_orders_denied_total",
+    "Trades refused by the pre-trade gate, by reason.",
+    ["reason"],
+)
+
+# Families produced by the collector (documented here so the contract is in one file).
+COLLECTED = {
+    "investiq_trades_total": ("counter", "Trades recorded, by side (all creation paths).", ["side"]),
+    "investiq_analyses_total": ("counter", "Analyses recorded, by signal.", ["signal"]),
+    "investiq_trading_state_changes_total": (
+        "counter",
+        "Kill-switch transitions, by target state and source.",
+        ["to_state", "source"],
+    ),
+    "investiq_trading_halted": ("gauge", "1 while the global trading state is HALTED, else 0.", []),
+    "investiq_trading_state": (
+        "gauge",
+        "Trading state per scope: 0 active, 1 reducing, 2 halted (global and every non-active scope).",
+        ["scope"],
+    ),
+}

@@ -1,0 +1,230 @@
+"""/metrics in one process: names, types, labels, counting paths, protection, cost."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
+
+from ops.models import Trade
+from ops.records import TradeOrder, record_trade
+from ops.tests.conftest import trade_payload
+from ops.trading import service
+from ops.trading.models import State
+
+CONTRACT = {
+    "investiq_requests_total": ("counter", {"method", "route", "status"}),
+    "investiq_request_duration_milliseconds": ("histogram", {"method", "route"}),
+    "investiq_errors_total": ("counter", {"route", "kind"}),
+    "investiq_trades_total": ("counter", {"side"}),
+    "investiq_analyses_total": ("counter", {"signal"}),
+    "investiq_active_connections": ("gauge", set()),
+    "investiq_trading_halted": ("gauge", set()),
+    "investiq_trading_state": ("gauge", {"scope"}),
+    "investiq_orders_denied_total": ("counter", {"reason"}),
+    "investiq_trading_state_changes_total": ("counter", {"to_state", "source"}),
+}
+SYSTEM = service.Actor.system("tests", service.HALT)
+
+
+def scrape(client: Client | None = None, **headers) -> str:
+    response = (client or Client()).get("/metrics", headers=headers)
+    assert response.status_code == 200, response.content
+    return response.content.decode()
+
+
+def samples(text: str, name: str) -> dict[tuple, float]:
+    """{sorted label items: value} for one sample name."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    return samples(text, name).get(tuple(sorted(labels.items())), 0.0)
+
+
+def test_every_contract_metric_has_help_type_and_its_labels(api):
+    api.post_json("/api/v1/trades", trade_payload())
+    service.halt("symbol:AAPL", reason="x", actor=SYSTEM, to_state=State.REDUCING)
+    api.post_json("/api/v1/trades", trade_payload(client_order_id="o-2", side="buy"))  # denied
+    text = scrape()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    for name, (kind, labels) in CONTRACT.items():
+        base = name.removesuffix("_total") if kind == "counter" else name
+        assert f"# HELP {name} " in text, name
+        assert f"# TYPE {name} {kind}" in text, name
+        family = families[base]
+        assert family.type == kind, name
+        for sample in family.samples:
+            assert set(sample.labels) - {"le"} == labels, (name, sample)
+
+
+def test_django_prometheus_standard_families_are_exported(db):
+    Client().get("/healthz")
+    text = scrape()
+    for name in (
+        "django_http_requests_total_by_method",
+        "django_http_responses_total_by_status",
+        "django_db_execute",
+    ):
+        assert f"# TYPE {name}_total counter" in text, name
+
+
+def test_the_latency_histogram_has_an_edge_at_the_1000ms_threshold(db):
+    Client().get("/healthz")
+    les = {dict(k)["le"] for k in samples(scrape(), "investiq_request_duration_milliseconds_bucket")}
+    assert {"500.0", "1000.0", "2500.0", "+Inf"} <= les
+
+
+def test_a_thousand_unknown_paths_add_exactly_one_route_value(db):
+    client = Client()
+    before = {dict(k)["route"] for k in samples(scrape(), "investiq_requests_total")}
+    for n in range(1000):
+        client.get(f"/scanner/probe-{n}/wp-login.php")
+    routes = {dict(k)["route"] for k in samples(scrape(), "investiq_requests_total")}
+    assert routes - before <= {"<unmatched>"} and "<unmatched>" in routes
+    assert value(scrape(), "investiq_requests_total", method="GET", route="<unmatched>", status="404") >= 1000
+
+
+def test_routes_are_url_patterns_not_paths(admin_client_logged_in):
+    trade = Trade.objects.create(client_order_id="a", symbol="AAPL", side="buy", quantity=1, price=1)
+    admin_client_logged_in.get(f"/admin/ops/trade/{trade.pk}/change/")
+    routes = {dict(k)["route"] for k in samples(scrape(), "investiq_requests_total")}
+    assert not any(str(trade.pk) in route for route in routes)
+    assert any("<path:object_id>/change/" in route for route in routes)
+
+
+def test_metrics_need_the_token_when_one_is_set(db, settings):
+    settings.METRICS_TOKEN = "s3cret-metrics"
+    assert Client().get("/metrics").status_code == 401
+    assert Client().get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert Client().get("/metrics", headers={"Authorization": "Bearer s3cret-metrics"}).status_code == 200
+
+
+def test_trades_from_every_creation_path_are_counted(api, admin_client_logged_in):
+    before_buy = value(scrape(), "investiq_trades_total", side="buy")
+    api.post_json("/api/v1/trades", trade_payload(client_order_id="api-1"))  # API
+    admin_client_logged_in.post(
+        "/admin/ops/trade/add/",
+        {  # admin
+            "client_order_id": "adm-1",
+            "symbol": "MSFT",
+            "side": "buy",
+            "quantity": "1",
+            "price": "1",
+            "strategy": "default",
+            "executed_at_0": "2026-11-27",
+            "executed_at_1": "10:00:00",
+        },
+    )
+    record_trade(TradeOrder("shell-1", "AAPL", "buy", 1, 1))  # a shell, through the service
+    Trade.objects.create(client_order_id="orm-1", symbol="AAPL", side="buy", quantity=1, price=1)  # raw ORM
+    Trade.objects.bulk_create(
+        [
+            Trade(client_order_id=f"bulk-{n}", symbol="AAPL", side="sell", quantity=1, price=1)
+            for n in range(5)
+        ]
+    )
+    text = scrape()
+    assert value(text, "investiq_trades_total", side="buy") == before_buy + 4
+    assert value(text, "investiq_trades_total", side="sell") == 5
+
+
+def test_seed_demo_trades_are_counted(db):
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    text = scrape()
+    counted = value(text, "investiq_trades_total", side="buy") + value(
+        text, "investiq_trades_total", side="sell"
+    )
+    assert counted == Trade.objects.count() == 180
+    assert sum(samples(text, "investiq_analyses_total").values()) == 120
+
+
+def test_counters_never_go_backwards_when_rows_are_deleted(db):
+    record_trade(TradeOrder("t-1", "AAPL", "buy", 1, 1))
+    Trade.objects.all().delete()
+    assert value(scrape(), "investiq_trades_total", side="buy") == 1
+
+
+def test_a_rolled_back_trade_is_not_counted(db):
+    from django.db import transaction
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        record_trade(TradeOrder("t-1", "AAPL", "buy", 1, 1))
+        raise RuntimeError("rolled back")
+    assert value(scrape(), "investiq_trades_total", side="buy") == 0
+
+
+def test_a_scrape_costs_the_same_queries_at_any_table_size(db):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_per_scrape() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            scrape()
+        assert not [q for q in captured.captured_queries if "ops_trade" in q["sql"]], "scrape read the trades"
+        return len(captured.captured_queries)
+
+    small = queries_per_scrape()
+    Trade.objects.bulk_create(
+        [Trade(client_order_id=f"b-{n}", symbol="AAPL", side="buy", quantity=1, price=1) for n in range(2000)]
+    )
+    assert queries_per_scrape() == small
+
+
+def test_the_halt_gauges_follow_the_state(db):
+    assert value(scrape(), "investiq_trading_halted") == 0
+    service.halt("global", reason="x", actor=SYSTEM, source="rule:broker_unreachable")
+    service.halt("strategy:pairs", reason="x", actor=SYSTEM, to_state=State.REDUCING)
+    text = scrape()
+    assert value(text, "investiq_trading_halted") == 1
+    assert value(text, "investiq_trading_state", scope="global") == 2
+    assert value(text, "investiq_trading_state", scope="strategy:pairs") == 1
+    assert (
+        value(
+            text, "investiq_trading_state_changes_total", to_state="HALTED", source="rule:broker_unreachable"
+        )
+        == 1
+    )
+    assert value(text, "investiq_trading_state_changes_total", to_state="REDUCING", source="manual") == 1
+
+
+def test_gate_refusals_are_counted_by_reason(api):
+    service.halt("global", reason="x", actor=SYSTEM)
+    before = value(scrape(), "investiq_orders_denied_total", reason="trading_halted")
+    assert api.post_json("/api/v1/trades", trade_payload()).status_code == 423
+    assert value(scrape(), "investiq_orders_denied_total", reason="trading_halted") == before + 1
+
+
+def test_exceptions_and_5xx_are_counted_once(db, settings):
+    settings.ROOT_URLCONF = "ops.tests.urls_for_errors"
+    settings.DEBUG_PROPAGATE_EXCEPTIONS = False
+    client = Client(raise_request_exception=False)
+    before = value(scrape(), "investiq_errors_total", route="explode/<int:n>", kind="exception")
+    assert client.get("/explode/1").status_code == 500
+    assert client.get("/explode/2").status_code == 500
+    text = scrape()
+    assert value(text, "investiq_errors_total", route="explode/<int:n>", kind="exception") == before + 2
+    assert value(text, "investiq_errors_total", route="explode/<int:n>", kind="status_5xx") == 0
+
+
+def test_a_scrape_still_answers_when_the_database_is_down(database_down):
+    text = scrape()
+    assert value(text, "investiq_metrics_database_up") == 0
+    assert "investiq_requests_total" in text
+
+
+def test_an_unset_metrics_token_outside_debug_is_reported():
+    from ops.checks import check_metrics_token
+
+    assert [w.id for w in check_metrics_token(None)] == ["ops.W003"]
+
+
+def test_active_connections_is_zero_when_idle(db):
+    Client().get("/healthz")
+    assert value(scrape(), "investiq_active_connections") == 0

@@ -1,0 +1,106 @@
+"""/metrics under gunicorn with several workers: one truth whichever worker answers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from ops.tests.conftest import database_url
+from ops.trading import service
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKERS = 3
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def gunicorn_url(transactional_db, postgres, tmp_path):
+    port = free_port()
+    multiproc = tmp_path / "prometheus"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "SECRET_KEY": "gunicorn-test",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(WORKERS),
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        "METRICS_TOKEN": "",
+    }
+    log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "investiq.wsgi", "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    else:
+        server.kill()
+        pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text()[-2000:])
+    yield url, multiproc
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+    log.close()
+
+
+def scrape_value(url: str, name: str, **labels: str) -> float:
+    # A new connection per scrape, so scrapes land on different workers.
+    text = requests.get(f"{url}/metrics", timeout=10, headers={"Connection": "close"}).text
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def test_request_counts_are_summed_over_all_workers(gunicorn_url):
+    url, multiproc = gunicorn_url
+    n = 90
+
+    def hit(_: int) -> int:
+        return requests.get(f"{url}/healthz", timeout=10, headers={"Connection": "close"}).status_code
+
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        assert set(pool.map(hit, range(n))) == {200}
+    # Several workers really served them: each wrote its own counter file.
+    assert len(list(Path(multiproc).glob("counter_*.db"))) >= 2
+    for _ in range(WORKERS * 3):
+        assert scrape_value(url, "investiq_requests_total", route="healthz") == n
+        assert scrape_value(url, "investiq_active_connections") == 0
+
+
+def test_a_halt_shows_on_the_very_next_scrape_from_any_worker(gunicorn_url):
+    url, _ = gunicorn_url
+    assert scrape_value(url, "investiq_trading_halted") == 0
+    service.halt("global", reason="gunicorn test", actor=service.Actor.system("t", service.HALT))
+    for _ in range(WORKERS * 3):
+        assert scrape_value(url, "investiq_trading_halted") == 1
