@@ -1,0 +1,108 @@
+"""Shared pieces of the benchmarks: throwaway Postgres databases and gunicorn servers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+# A role that may CREATE DATABASE; the databases are dropped again at the end.
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url(name: str) -> str:
+    base = ADMIN_URL.rsplit("/", 1)[0]
+    return f"{base}/{name}".replace("postgresql://", "postgres://", 1)
+
+
+@contextlib.contextmanager
+def fresh_database(name: str) -> Iterator[str]:
+    """A migrated, empty database, dropped afterwards."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = database_url(name)
+    try:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v0"],
+            cwd=ROOT,
+            check=True,
+            env={**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench"},
+        )
+        yield url
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def execute(url: str, sql: str, params: tuple = ()) -> None:
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+        conn.execute("SET statement_timeout = 0")
+        conn.execute(sql, params)
+
+
+@contextlib.contextmanager
+def gunicorn(database: str, workers: int = 1, **env: str) -> Iterator[str]:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        server_env = {
+            **os.environ,
+            "DATABASE_URL": database,
+            "SECRET_KEY": "bench",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "WEB_CONCURRENCY": str(workers),
+            "PROMETHEUS_MULTIPROC_DIR": f"{tmp}/prometheus",
+            "LOG_LEVEL": "WARNING",
+            **env,
+        }
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "investiq.wsgi",
+                "-c",
+                "gunicorn.conf.py",
+                "--access-logfile",
+                "/dev/null",
+            ],
+            cwd=ROOT,
+            env=server_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("gunicorn did not start")
+                time.sleep(0.2)
+            yield url
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
