@@ -181,9 +181,37 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=50)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- Dependency probes (ops/health) --------------------------------------------------------
+PROBE_INTERVAL_SECONDS = env.int("PROBE_INTERVAL_SECONDS", default=15)
+PROBE_CONNECT_TIMEOUT = env.float("PROBE_CONNECT_TIMEOUT", default=2.0)
+PROBE_READ_TIMEOUT = env.float("PROBE_READ_TIMEOUT", default=5.0)
+DEPENDENCY_HISTORY_DAYS = env.int("DEPENDENCY_HISTORY_DAYS", default=7)
+POLYGON_BASE_URL = env.str("POLYGON_BASE_URL", default="https://api.polygon.io")
+POLYGON_API_KEY = env.str("POLYGON_API_KEY", default="")
+ML_SERVICE_URL = env.str("ML_SERVICE_URL", default="")
+# Alpaca down N checks in a row -> global HALTED; Polygon -> global REDUCING. 0 disables.
+AUTO_TRIPS_ENABLED = env.bool("AUTO_TRIPS_ENABLED", default=True)
+AUTO_TRIP_AFTER_FAILURES = env.int("AUTO_TRIP_AFTER_FAILURES", default=3)
+
+# Exactly one `celery beat` per deployment (compose.yaml runs one). A second one is
+# harmless for the probes (ops.health.service.periodic_cycle), but would double the rest.
+CELERY_BEAT_SCHEDULE = {
+    "probe-dependencies": {
+        "task": "ops.health.tasks.probe_dependencies",
+        "schedule": float(PROBE_INTERVAL_SECONDS),
+        # A cycle still queued after one interval is stale: the next one is due.
+        "options": {"expires": float(PROBE_INTERVAL_SECONDS)},
+    },
+    "prune-dependency-history": {
+        "task": "ops.health.tasks.prune_dependency_history",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
+}
 
 LOGGING = {
     "version": 1,

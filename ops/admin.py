@@ -125,4 +125,5 @@ class ApiClientAdmin(admin.ModelAdmin):
         self.message_user(request, f"Revoked {revoked} client(s).", messages.SUCCESS)
 
 
+from ops.health import admin as health_admin  # noqa: E402, F401 - registers the dependency admin
 from ops.trading import admin as trading_admin  # noqa: E402, F401 - registers the kill-switch admin

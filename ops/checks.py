@@ -63,3 +63,19 @@ def check_metrics_token(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def check_probe_timing(app_configs, **kwargs):
+    from ops.health.runner import cycle_deadline
+
+    if cycle_deadline() >= settings.PROBE_INTERVAL_SECONDS * 0.8:
+        return [
+            Error(
+                f"A probe cycle may take {cycle_deadline():g}s, too close to PROBE_INTERVAL_SECONDS="
+                f"{settings.PROBE_INTERVAL_SECONDS} (the task's soft limit is 80% of it).",
+                hint="Lower PROBE_CONNECT_TIMEOUT / PROBE_READ_TIMEOUT or raise PROBE_INTERVAL_SECONDS.",
+                id="ops.E003",
+            )
+        ]
+    return []

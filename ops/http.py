@@ -6,6 +6,7 @@ Callers get either parsed JSON or an OutboundError whose `kind` says what went w
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +51,7 @@ def request_json(
     except requests.exceptions.ReadTimeout:
         raise OutboundError("timeout", f"no answer within {timeout.read:g}s") from None
     except requests.exceptions.ConnectionError as exc:
-        raise OutboundError("connection", f"connection failed: {_first_line(exc)}") from None
+        raise OutboundError("connection", f"connection failed: {_connection_reason(exc)}") from None
     except requests.exceptions.RequestException as exc:
         raise OutboundError("connection", f"request failed: {_first_line(exc)}") from None
     if response.status_code in (401, 403):
@@ -70,6 +71,18 @@ def request_json(
             response.status_code,
         ) from None
     return JsonResponse(response.status_code, body)
+
+
+def _connection_reason(exc: Exception) -> str:
+    # urllib3 nests the cause deep in a long repr; "[Errno 111] Connection refused"
+    # is what an operator needs to read.
+    text = str(exc)
+    match = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if match:
+        return match.group(1).strip()
+    if "Name or service not known" in text or "NameResolutionError" in text:
+        return "host name does not resolve"
+    return _first_line(exc)
 
 
 def _first_line(exc: Exception) -> str:

@@ -203,6 +203,7 @@ class Analysis(models.Model):
 
 # The kill-switch models live with their service in ops/trading/; importing them here
 # registers them with the ops app.
+from ops.health.models import DependencyCheck, DependencyStatus, ProbeCycle  # noqa: E402
 from ops.monitoring.models import MetricCounter  # noqa: E402
 from ops.trading.models import (  # noqa: E402
     Position,
@@ -214,8 +215,11 @@ from ops.trading.models import (  # noqa: E402
 __all__ = [
     "Analysis",
     "ApiClient",
+    "DependencyCheck",
+    "DependencyStatus",
     "MetricCounter",
     "Position",
+    "ProbeCycle",
     "ResumeRequest",
     "Side",
     "Signal",

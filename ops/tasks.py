@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from ops.api.schemas import TradeForm
+from ops.health.tasks import probe_dependencies, prune_dependency_history  # noqa: F401 - found by the worker
 from ops.records import TradeOrder, record_trade
 
 

@@ -1,6 +1,6 @@
 """Scrape-time metrics read from the database: the same truth from every worker and host.
 
-Cost per scrape: four small indexed queries whose result sizes depend on the number of
+Cost per scrape: five small queries whose result sizes depend on the number of
 labels and non-active scopes, never on the number of trades (see MetricCounter).
 """
 
@@ -11,9 +11,11 @@ from collections.abc import Iterator
 
 from django.db import DatabaseError
 from django.db.models import Q
+from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ops.health.models import DependencyStatus, Health
 from ops.monitoring.metrics import COLLECTED
 from ops.monitoring.models import MetricCounter
 from ops.trading.models import GLOBAL_SCOPE, SEVERITY, State, TradingState
@@ -77,3 +79,17 @@ class DatabaseCollector(Collector):
             if scope != GLOBAL_SCOPE:
                 per_scope.add_metric([scope], float(SEVERITY[state]))
         yield per_scope
+
+        now = timezone.now()
+        health = _family("investiq_dependency_health")
+        last = _family("investiq_dependency_last_check_timestamp_seconds")
+        duration = _family("investiq_dependency_check_duration_seconds")
+        for row in DependencyStatus.objects.all():
+            shown = row.effective_status(now)
+            # Stale or unconfigured: no health sample at all, so a panel shows UNKNOWN
+            # instead of the last green; the timestamp still tells how old it is.
+            if shown in (Health.UP, Health.DOWN):
+                health.add_metric([row.name], 1.0 if shown == Health.UP else 0.0)
+            last.add_metric([row.name], row.checked_at.timestamp())
+            duration.add_metric([row.name], row.latency_ms / 1000)
+        yield from (health, last, duration)

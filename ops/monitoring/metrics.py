@@ -64,4 +64,15 @@ COLLECTED = {
         "Trading state per scope: 0 active, 1 reducing, 2 halted (global and every non-active scope).",
         ["scope"],
     ),
+    "investiq_dependency_health": (
+        "gauge",
+        "1 healthy, 0 unhealthy; absent when not configured or when the last check is stale.",
+        ["name"],
+    ),
+    "investiq_dependency_last_check_timestamp_seconds": (
+        "gauge",
+        "Unix time the last probe of this dependency finished.",
+        ["name"],
+    ),
+    "investiq_dependency_check_duration_seconds": ("gauge", "How long the last probe took.", ["name"]),
 }

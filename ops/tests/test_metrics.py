@@ -24,6 +24,9 @@ CONTRACT = {
     "investiq_trading_state": ("gauge", {"scope"}),
     "investiq_orders_denied_total": ("counter", {"reason"}),
     "investiq_trading_state_changes_total": ("counter", {"to_state", "source"}),
+    "investiq_dependency_health": ("gauge", {"name"}),
+    "investiq_dependency_last_check_timestamp_seconds": ("gauge", {"name"}),
+    "investiq_dependency_check_duration_seconds": ("gauge", {"name"}),
 }
 SYSTEM = service.Actor.system("tests", service.HALT)
 
@@ -34,21 +37,24 @@ def scrape(client: Client | None = None, **headers) -> str:
     return response.content.decode()
 
 
-def samples(text: str, name: str) -> dict[tuple, float]:
+def samples(text: str, metric: str, /) -> dict[tuple, float]:
     """{sorted label items: value} for one sample name."""
     found = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == name:
+            if sample.name == metric:
                 found[tuple(sorted(sample.labels.items()))] = sample.value
     return found
 
 
-def value(text: str, name: str, **labels: str) -> float:
-    return samples(text, name).get(tuple(sorted(labels.items())), 0.0)
+def value(text: str, metric: str, /, **labels: str) -> float:
+    return samples(text, metric).get(tuple(sorted(labels.items())), 0.0)
 
 
 def test_every_contract_metric_has_help_type_and_its_labels(api):
+    from ops.health.service import check_now
+
+    check_now()
     api.post_json("/api/v1/trades", trade_payload())
     service.halt("symbol:AAPL", reason="x", actor=SYSTEM, to_state=State.REDUCING)
     api.post_json("/api/v1/trades", trade_payload(client_order_id="o-2", side="buy"))  # denied

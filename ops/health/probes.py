@@ -1,0 +1,117 @@
+"""One small probe per dependency. run() returns a detail string or raises.
+
+Which probes run is the explicit PROBES tuple at the bottom, not a registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+
+from ops.health.exceptions import DependencyUnavailable, NotConfigured
+from ops.http import OutboundError, Timeout, request_json
+
+
+def _timeout() -> Timeout:
+    return Timeout(settings.PROBE_CONNECT_TIMEOUT, settings.PROBE_READ_TIMEOUT)
+
+
+def _get_json(url: str, headers: dict[str, str] | None = None) -> object:
+    try:
+        return request_json("GET", url, timeout=_timeout(), headers=headers).body
+    except OutboundError as exc:
+        raise DependencyUnavailable(exc.detail) from None
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str = "database"
+
+    def run(self) -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return f"{connection.vendor} answers"
+
+
+@dataclass(frozen=True)
+class Redis:
+    name: str = "redis"
+
+    def run(self) -> str:
+        if not settings.REDIS_URL:
+            raise NotConfigured("REDIS_URL is not set")
+        import redis
+
+        timeout = settings.PROBE_READ_TIMEOUT
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=settings.PROBE_CONNECT_TIMEOUT, socket_timeout=timeout
+        )
+        try:
+            client.ping()
+        except redis.exceptions.TimeoutError:
+            raise DependencyUnavailable(f"no answer to PING within {timeout:g}s") from None
+        except redis.exceptions.AuthenticationError as exc:
+            raise DependencyUnavailable(f"credentials refused: {exc}") from None
+        except redis.exceptions.ConnectionError as exc:
+            raise DependencyUnavailable(f"connection failed: {exc}") from None
+        finally:
+            client.close()
+        return "PONG"
+
+
+@dataclass(frozen=True)
+class Polygon:
+    name: str = "polygon"
+
+    def run(self) -> str:
+        if not (settings.POLYGON_BASE_URL and settings.POLYGON_API_KEY):
+            raise NotConfigured("POLYGON_API_KEY is not set")
+        # Market status: authenticated, cheap, no quota-heavy data. The key goes in a
+        # header, so it never lands in a URL or an access log.
+        body = _get_json(
+            settings.POLYGON_BASE_URL.rstrip("/") + "/v1/marketstatus/now",
+            {"Authorization": f"Bearer {settings.POLYGON_API_KEY}"},
+        )
+        if not isinstance(body, dict) or "market" not in body:
+            raise DependencyUnavailable(f"unexpected answer: {body!r:.200}")
+        return f"market {body['market']}"
+
+
+@dataclass(frozen=True)
+class Alpaca:
+    name: str = "alpaca"
+
+    def run(self) -> str:
+        if not (settings.ALPACA_BASE_URL and settings.ALPACA_KEY_ID and settings.ALPACA_SECRET_KEY):
+            raise NotConfigured("ALPACA_KEY_ID / ALPACA_SECRET_KEY are not set")
+        body = _get_json(
+            settings.ALPACA_BASE_URL.rstrip("/") + "/v2/clock",
+            {"APCA-API-KEY-ID": settings.ALPACA_KEY_ID, "APCA-API-SECRET-KEY": settings.ALPACA_SECRET_KEY},
+        )
+        if not isinstance(body, dict) or "is_open" not in body:
+            raise DependencyUnavailable(f"unexpected answer: {body!r:.200}")
+        return "market open" if body["is_open"] else "market closed"
+
+
+@dataclass(frozen=True)
+class MLService:
+    name: str = "ml_service"
+
+    HEALTHY = ("ok", "healthy", "up", "pass")
+
+    def run(self) -> str:
+        if not settings.ML_SERVICE_URL:
+            raise NotConfigured("ML_SERVICE_URL is not set")
+        body = _get_json(settings.ML_SERVICE_URL.rstrip("/") + "/health")
+        status = body.get("status") if isinstance(body, dict) else None
+        if not isinstance(status, str):
+            raise DependencyUnavailable(f'answer has no "status": {body!r:.200}')
+        if status.lower() not in self.HEALTHY:
+            raise DependencyUnavailable(f"reports status {status!r}")
+        return f"status {status}"
+
+
+PROBES = (Database(), Redis(), Polygon(), Alpaca(), MLService())

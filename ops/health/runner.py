@@ -1,0 +1,79 @@
+"""Runs every probe at once, times each, and never lets one hang the cycle."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+
+from ops.health.exceptions import DependencyUnavailable, NotConfigured
+from ops.health.models import Health
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    name: str
+    status: str
+    latency_ms: float
+    detail: str
+    checked_at: datetime
+
+    @property
+    def healthy(self) -> bool:
+        return self.status == Health.UP
+
+
+def cycle_deadline() -> float:
+    """Seconds the whole cycle may take: the slowest probe's timeouts plus a margin."""
+    return settings.PROBE_CONNECT_TIMEOUT + settings.PROBE_READ_TIMEOUT + 1.0
+
+
+def run_probes(probes) -> list[ProbeResult]:
+    pool = ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="probe")
+    futures = {pool.submit(_timed, probe): probe for probe in probes}
+    done, _ = wait(futures, timeout=cycle_deadline())
+    # Never wait for a straggler: its own timeouts end it later, and its result is
+    # replaced by a timeout result now.
+    pool.shutdown(wait=False, cancel_futures=True)
+    results = []
+    for future, probe in futures.items():
+        if future in done:
+            results.append(future.result())
+        else:
+            results.append(
+                ProbeResult(
+                    probe.name,
+                    Health.DOWN,
+                    cycle_deadline() * 1000,
+                    f"no result within {cycle_deadline():g}s",
+                    timezone.now(),
+                )
+            )
+    return results
+
+
+def _timed(probe) -> ProbeResult:
+    started = time.perf_counter()
+    try:
+        detail, status = probe.run(), Health.UP
+    except NotConfigured as exc:
+        detail, status = str(exc), Health.NOT_CONFIGURED
+    except DependencyUnavailable as exc:
+        detail, status = str(exc), Health.DOWN
+    except Exception as exc:
+        # A bug or an unforeseen failure: unhealthy, with the type, and a traceback in the log.
+        logger.exception("probe %s raised", probe.name)
+        detail, status = f"{type(exc).__name__}: {exc}", Health.DOWN
+    finally:
+        connections.close_all()  # this thread's database connection, if it opened one
+    return ProbeResult(
+        probe.name, status, (time.perf_counter() - started) * 1000, detail[:1000], timezone.now()
+    )

@@ -1,0 +1,278 @@
+"""The runner, recording, staleness, automatic trips, Redis down, the command."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.utils import timezone
+
+from ops.health import service
+from ops.health.exceptions import DependencyUnavailable
+from ops.health.models import DependencyCheck, DependencyStatus, Health, ProbeCycle
+from ops.health.probes import Database, Redis
+from ops.health.runner import ProbeResult, cycle_deadline, run_probes
+from ops.tests.test_metrics import scrape, value
+from ops.trading.models import State, TradingEvent, TradingState
+
+
+@dataclass(frozen=True)
+class Hangs:
+    release: threading.Event
+    name: str = "hangs"
+
+    def run(self) -> str:
+        self.release.wait(30)
+        return "late"
+
+
+@dataclass(frozen=True)
+class Explodes:
+    name: str = "explodes"
+
+    def run(self) -> str:
+        raise KeyError("surprise")
+
+
+@dataclass(frozen=True)
+class Sleeps:
+    seconds: float
+    name: str = "sleeps"
+
+    def run(self) -> str:
+        time.sleep(self.seconds)
+        return "done"
+
+
+@pytest.fixture
+def short_timeouts(settings):
+    settings.PROBE_CONNECT_TIMEOUT = 0.3
+    settings.PROBE_READ_TIMEOUT = 0.5
+
+
+def test_one_hanging_probe_does_not_stretch_the_cycle(transactional_db, short_timeouts):
+    release = threading.Event()
+    try:
+        started = time.monotonic()
+        results = {r.name: r for r in run_probes((Hangs(release), Database(), Sleeps(0.2)))}
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    assert elapsed <= cycle_deadline() + 0.5  # the configured timeouts plus a margin, not a sum
+    assert results["hangs"].status == Health.DOWN and "no result within" in results["hangs"].detail
+    assert results["database"].status == Health.UP
+    assert results["sleeps"].status == Health.UP and results["sleeps"].latency_ms >= 200
+
+
+def test_probes_run_concurrently(short_timeouts):
+    started = time.monotonic()
+    run_probes(tuple(Sleeps(0.4, name=f"s{n}") for n in range(5)))
+    assert time.monotonic() - started < 5 * 0.4  # less than the sum: they overlapped
+
+
+def test_an_unexpected_exception_is_down_with_its_type(caplog):
+    (result,) = run_probes((Explodes(),))
+    assert result.status == Health.DOWN and result.detail == "KeyError: 'surprise'"
+    assert "probe explodes raised" in caplog.text and "Traceback" in caplog.text
+
+
+def result(name: str, status: str, detail: str = "", at=None) -> ProbeResult:
+    return ProbeResult(name, status, 12.5, detail, at or timezone.now())
+
+
+def test_recording_keeps_a_current_row_and_history(db):
+    service.record([result("database", Health.UP, "ok")])
+    service.record([result("database", Health.DOWN, "boom")])
+    service.record([result("database", Health.DOWN, "boom")])
+    row = DependencyStatus.objects.get(name="database")
+    assert (row.status, row.detail, row.consecutive_failures) == (Health.DOWN, "boom", 2)
+    assert DependencyCheck.objects.filter(name="database").count() == 3
+    service.record([result("database", Health.UP, "ok")])
+    assert DependencyStatus.objects.get(name="database").consecutive_failures == 0
+
+
+def test_the_status_feeds_the_metrics(db):
+    service.record(
+        [
+            result("database", Health.UP),
+            result("ml_service", Health.DOWN, "x"),
+            result("polygon", Health.NOT_CONFIGURED),
+        ]
+    )
+    text = scrape()
+    assert value(text, "investiq_dependency_health", name="database") == 1
+    assert value(text, "investiq_dependency_health", name="ml_service") == 0
+    assert 'investiq_dependency_health{name="polygon"}' not in text  # not configured: no sample
+    assert value(text, "investiq_dependency_check_duration_seconds", name="database") == pytest.approx(0.0125)
+    stamp = value(text, "investiq_dependency_last_check_timestamp_seconds", name="database")
+    assert abs(stamp - time.time()) < 60
+
+
+def test_a_status_older_than_three_intervals_is_unknown_everywhere(db, settings, staff_user, capsys):
+    settings.PROBE_INTERVAL_SECONDS = 15
+    old = timezone.now() - timedelta(seconds=46)
+    service.record([result("database", Health.UP, at=old), result("redis", Health.UP)])
+    row = DependencyStatus.objects.get(name="database")
+    assert row.effective_status() == Health.UNKNOWN
+    assert DependencyStatus.objects.get(name="redis").effective_status() == Health.UP
+    # metrics: no green sample for the stale one
+    text = scrape()
+    assert 'investiq_dependency_health{name="database"}' not in text
+    assert value(text, "investiq_dependency_health", name="redis") == 1
+    # admin
+    client = Client()
+    client.force_login(staff_user)
+    page = client.get("/admin/ops/dependencystatus/").content.decode()
+    assert "UNKNOWN" in page
+    # and with time moved forward, the fresh one goes stale too
+    assert (
+        DependencyStatus.objects.get(name="redis").effective_status(timezone.now() + timedelta(seconds=46))
+        == Health.UNKNOWN
+    )
+
+
+def test_fresh_statuses_are_not_unknown(db, settings):
+    settings.PROBE_INTERVAL_SECONDS = 15
+    service.record([result("database", Health.UP, at=timezone.now() - timedelta(seconds=44))])
+    assert DependencyStatus.objects.get().effective_status() == Health.UP
+
+
+# --- automatic trips -------------------------------------------------------------------
+
+
+def global_state() -> str:
+    return TradingState.objects.get(scope="global").state
+
+
+def test_n_failing_alpaca_checks_halt_trading_once(db, settings):
+    settings.AUTO_TRIP_AFTER_FAILURES = 3
+    for _ in range(2):
+        service.record([result("alpaca", Health.DOWN, "connection failed: Connection refused")])
+    assert global_state() == State.ACTIVE  # not yet
+    for _ in range(4):
+        service.record([result("alpaca", Health.DOWN, "connection failed: Connection refused")])
+    event = TradingEvent.objects.get()
+    assert (event.to_state, event.source, event.actor) == (
+        State.HALTED,
+        "rule:broker_unreachable",
+        "system:probes",
+    )
+    assert "alpaca failed 3 consecutive checks" in event.reason
+    service.record([result("alpaca", Health.UP, "market open")])  # recovery
+    assert global_state() == State.HALTED  # never resumed automatically
+    assert TradingEvent.objects.count() == 1
+
+
+def test_a_trip_does_not_fight_a_person_who_resumed(db, settings, supervisor):
+    from ops.trading import service as kill_switch
+
+    settings.AUTO_TRIP_AFTER_FAILURES = 2
+    settings.TRADING_TWO_PERSON_RESUME = False
+    for _ in range(2):
+        service.record([result("alpaca", Health.DOWN)])
+    kill_switch.resume("global", reason="trading manually via phone", actor=kill_switch.Actor.of(supervisor))
+    for _ in range(3):
+        service.record([result("alpaca", Health.DOWN)])
+    assert global_state() == State.ACTIVE
+
+
+def test_polygon_failures_set_reducing(db, settings):
+    settings.AUTO_TRIP_AFTER_FAILURES = 2
+    for _ in range(2):
+        service.record([result("polygon", Health.DOWN, "HTTP 500")])
+    event = TradingEvent.objects.get()
+    assert (event.to_state, event.source) == (State.REDUCING, "rule:market_data_unavailable")
+
+
+def test_polygon_does_not_loosen_an_existing_halt(db, settings):
+    settings.AUTO_TRIP_AFTER_FAILURES = 1
+    service.record([result("alpaca", Health.DOWN)])
+    service.record([result("polygon", Health.DOWN)])
+    assert global_state() == State.HALTED and TradingEvent.objects.count() == 1
+
+
+def test_the_ml_service_never_trips_trading(db, settings):
+    settings.AUTO_TRIP_AFTER_FAILURES = 1
+    for _ in range(5):
+        service.record([result("ml_service", Health.DOWN)])
+    assert global_state() == State.ACTIVE and not TradingEvent.objects.exists()
+
+
+def test_not_configured_never_trips(db, settings):
+    settings.AUTO_TRIP_AFTER_FAILURES = 1
+    service.record([result("alpaca", Health.NOT_CONFIGURED)])
+    assert not TradingEvent.objects.exists()
+
+
+def test_trips_can_be_switched_off(db, settings):
+    settings.AUTO_TRIPS_ENABLED = False
+    settings.AUTO_TRIP_AFTER_FAILURES = 1
+    service.record([result("alpaca", Health.DOWN)])
+    assert not TradingEvent.objects.exists()
+
+
+# --- Redis down, the periodic guard, history, the command --------------------------------
+
+
+def test_with_redis_down_the_database_probe_and_the_web_keep_working(db, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.PROBE_CONNECT_TIMEOUT = 0.5
+    results = {r.name: r for r in run_probes((Database(), Redis()))}
+    assert results["database"].status == Health.UP
+    assert results["redis"].status == Health.DOWN
+    assert "connection failed" in results["redis"].detail and "refused" in results["redis"].detail.lower()
+    assert Client().get("/healthz").status_code == 200
+    assert Client().get("/metrics").status_code == 200
+
+
+def test_a_second_beat_in_the_same_interval_is_skipped(db, settings, monkeypatch):
+    calls = []
+    monkeypatch.setattr(service, "check_now", lambda: calls.append(1) or [])
+    assert service.periodic_cycle() == []
+    assert service.periodic_cycle() is None  # a duplicate beat's task, moments later
+    ProbeCycle.objects.update(started_at=timezone.now() - timedelta(seconds=settings.PROBE_INTERVAL_SECONDS))
+    assert service.periodic_cycle() == []
+    assert len(calls) == 2
+
+
+def test_history_older_than_the_setting_is_pruned(db, settings):
+    settings.DEPENDENCY_HISTORY_DAYS = 7
+    service.record(
+        [result("database", Health.UP, at=timezone.now() - timedelta(days=8)), result("redis", Health.UP)]
+    )
+    assert service.prune_history() == 1
+    assert list(DependencyCheck.objects.values_list("name", flat=True)) == ["redis"]
+
+
+def test_check_dependencies_prints_a_table_and_fails_when_one_is_down(db, settings, capsys):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.ML_SERVICE_URL = ""
+    settings.PROBE_CONNECT_TIMEOUT = 0.5
+    with pytest.raises(CommandError, match="down: redis"):
+        call_command("check_dependencies")
+    out = capsys.readouterr().out
+    assert "database" in out and "UP" in out and "NOT_CONFIGURED" in out and "DOWN" in out
+    assert DependencyStatus.objects.get(name="redis").status == Health.DOWN  # recorded like the task
+
+
+def test_check_dependencies_exits_zero_when_all_configured_are_up(db, settings, capsys):
+    settings.REDIS_URL = ""
+    call_command("check_dependencies")
+    assert "database" in capsys.readouterr().out
+
+
+def test_a_probe_can_raise_dependency_unavailable():
+    @dataclass(frozen=True)
+    class Down:
+        name: str = "down"
+
+        def run(self) -> str:
+            raise DependencyUnavailable("disk full")
+
+    (r,) = run_probes((Down(),))
+    assert (r.status, r.detail) == (Health.DOWN, "disk full")
