@@ -100,6 +100,10 @@ else:
     )
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
 
+# Per-process cache, wrapped by django-prometheus for the django_cache_* families.
+# Nothing shared lives in it: halts and health are in Postgres by design.
+CACHES = {"default": {"BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache"}}
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -136,6 +137,21 @@ def test_a_status_older_than_three_intervals_is_unknown_everywhere(db, settings,
     )
 
 
+def test_the_recorded_view_of_the_command_shows_stale_as_unknown(db, settings, capsys):
+    settings.PROBE_INTERVAL_SECONDS = 15
+    service.record(
+        [
+            result("database", Health.UP, "ok", at=timezone.now() - timedelta(minutes=5)),
+            result("redis", Health.UP, "PONG"),
+        ]
+    )
+    with pytest.raises(CommandError, match="down or unknown: database"):
+        call_command("check_dependencies", "--recorded")
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "UNKNOWN" in lines["database"] and re.search(r"checked 30\ds ago", lines["database"])
+    assert "UP" in lines["redis"]
+
+
 def test_fresh_statuses_are_not_unknown(db, settings):
     settings.PROBE_INTERVAL_SECONDS = 15
     service.record([result("database", Health.UP, at=timezone.now() - timedelta(seconds=44))])
@@ -253,7 +269,7 @@ def test_check_dependencies_prints_a_table_and_fails_when_one_is_down(db, settin
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     settings.ML_SERVICE_URL = ""
     settings.PROBE_CONNECT_TIMEOUT = 0.5
-    with pytest.raises(CommandError, match="down: redis"):
+    with pytest.raises(CommandError, match="down or unknown: redis"):
         call_command("check_dependencies")
     out = capsys.readouterr().out
     assert "database" in out and "UP" in out and "NOT_CONFIGURED" in out and "DOWN" in out
