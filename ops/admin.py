@@ -58,17 +58,7 @@ class TradeAdmin(LargeTableAdmin):
     def save_model(self, request: HttpRequest, obj: Trade, form, change: bool) -> None:
         if change:
             return
-        trade, _ = record_trade(
-            TradeOrder(
-                client_order_id=obj.client_order_id,
-                symbol=obj.symbol,
-                side=obj.side,
-                quantity=obj.quantity,
-                price=obj.price,
-                strategy=obj.strategy,
-                executed_at=obj.executed_at,
-            )
-        )
+        trade, _ = record_trade(TradeOrder.from_dict(vars(obj)))
         obj.pk = trade.pk
 
 

@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 from ops.health.models import DependencyStatus
-from ops.tests.conftest import database_url
+from ops.tests.conftest import celery_worker, database_url, start_process, stop_process
 from ops.tests.test_metrics import scrape, value
 
-ROOT = Path(__file__).resolve().parents[2]
 INTERVAL = 2
-
-
-def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "investiq", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def test_worker_and_beat_refresh_statuses_and_metrics(
@@ -44,7 +18,6 @@ def test_worker_and_beat_refresh_statuses_and_metrics(
     settings.PROBE_INTERVAL_SECONDS = INTERVAL
     queue = f"probes-{uuid.uuid4().hex[:8]}"
     env = {
-        **os.environ,
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": redis_url,
         "REDIS_URL": redis_url,
@@ -55,22 +28,11 @@ def test_worker_and_beat_refresh_statuses_and_metrics(
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "ML_SERVICE_URL": "",
     }
-    worker = start(
-        [
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel=INFO",
-        ],
+    worker = start_process(celery_worker(queue), env, tmp_path / "worker.log")
+    beat = start_process(
+        ["celery", "-A", "investiq", "beat", "--loglevel=INFO", f"--schedule={tmp_path / 'beat-schedule'}"],
         env,
-        tmp_path / "worker.log",
-    )
-    beat = start(
-        ["beat", "--loglevel=INFO", f"--schedule={tmp_path / 'beat-schedule'}"], env, tmp_path / "beat.log"
+        tmp_path / "beat.log",
     )
     seen: list = []
     stamps: set[float] = set()
@@ -85,8 +47,8 @@ def test_worker_and_beat_refresh_statuses_and_metrics(
                 )
             time.sleep(0.2)
     finally:
-        stop(beat)
-        stop(worker)
+        stop_process(beat)
+        stop_process(worker)
     logs = (tmp_path / "worker.log").read_text()[-3000:] + (tmp_path / "beat.log").read_text()[-2000:]
     assert len(seen) >= 3, f"status rows refreshed {len(seen)} times\n{logs}"  # first write + 2 refreshes
     assert len(stamps) >= 2, "the metric did not change between cycles"

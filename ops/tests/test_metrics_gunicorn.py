@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,10 +10,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from ops.tests.conftest import database_url
+from ops.tests.conftest import database_url, start_process, stop_process
 from ops.trading import service
 
-ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 3
 
 
@@ -32,7 +27,6 @@ def gunicorn_url(transactional_db, postgres, tmp_path):
     port = free_port()
     multiproc = tmp_path / "prometheus"
     env = {
-        **os.environ,
         "DATABASE_URL": database_url(),
         "SECRET_KEY": "gunicorn-test",
         "ALLOWED_HOSTS": "127.0.0.1",
@@ -41,33 +35,24 @@ def gunicorn_url(transactional_db, postgres, tmp_path):
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
         "METRICS_TOKEN": "",
     }
-    log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "investiq.wsgi", "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    server = start_process(
+        ["gunicorn", "investiq.wsgi", "-c", "gunicorn.conf.py"], env, tmp_path / "gunicorn.log"
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    else:
-        server.kill()
-        pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text()[-2000:])
-    yield url, multiproc
-    os.killpg(server.pid, signal.SIGTERM)
     try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-    log.close()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text()[-2000:])
+            time.sleep(0.2)
+        yield url, multiproc
+    finally:
+        stop_process(server)
 
 
 def scrape_value(url: str, name: str, **labels: str) -> float:

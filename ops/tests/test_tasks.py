@@ -1,19 +1,13 @@
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from ops.models import Trade
 from ops.tasks import record_trade_task
-from ops.tests.conftest import database_url, trade_payload
-
-ROOT = Path(__file__).resolve().parents[2]
+from ops.tests.conftest import celery_worker, database_url, start_process, stop_process, trade_payload
 
 
 def test_the_task_body_records_a_trade(db):
@@ -30,44 +24,13 @@ def test_the_task_rejects_invalid_payloads(db):
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db, postgres, redis_url):
+def celery_worker_process(transactional_db, postgres, redis_url, tmp_path):
     """A real `celery worker` on Redis, against this run's test database."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": redis_url,
-        "SECRET_KEY": "worker-test-key",
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "investiq",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel=INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    env = {"DATABASE_URL": database_url(), "CELERY_BROKER_URL": redis_url, "SECRET_KEY": "worker-test-key"}
+    worker = start_process(celery_worker(queue), env, tmp_path / "worker.log")
     yield queue
-    worker.terminate()
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+    stop_process(worker)
 
 
 def test_a_real_worker_on_redis_runs_the_task_end_to_end(celery_worker_process):
