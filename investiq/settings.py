@@ -55,6 +55,7 @@ MIDDLEWARE = [
 # METRICS_MIDDLEWARE=false exists for bench/metrics_overhead.py, which measures their cost.
 if env.bool("METRICS_MIDDLEWARE", default=True):
     MIDDLEWARE = [
+        "ops.monitoring.middleware.RejectUnknownMethods",
         "django_prometheus.middleware.PrometheusBeforeMiddleware",
         "ops.monitoring.middleware.MetricsMiddleware",
         *MIDDLEWARE,

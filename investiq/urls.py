@@ -7,3 +7,4 @@ urlpatterns = [
 ]
 
 handler404 = "ops.api.errors.not_found"
+handler500 = "ops.api.errors.server_error"

@@ -64,6 +64,7 @@ def record_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tupl
     try:
         # The savepoint keeps the caller's transaction usable if the insert collides.
         with transaction.atomic():
+            position = lock_position(order.strategy, order.symbol)
             trade = Trade.objects.create(
                 client_order_id=order.client_order_id,
                 symbol=order.symbol,
@@ -74,7 +75,9 @@ def record_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tupl
                 executed_at=order.executed_at or timezone.now(),
                 api_client=api_client,
             )
-            _move_position(trade)
+            # UPDATE ... SET quantity = quantity + delta, under the row lock: no lost update.
+            delta = trade.quantity if trade.side == Side.BUY else -trade.quantity
+            Position.objects.filter(pk=position.pk).update(quantity=F("quantity") + delta)
     except IntegrityError:
         # Two identical requests raced past the lookup; the loser answers as a retry.
         existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
@@ -84,14 +87,15 @@ def record_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tupl
     return trade, True
 
 
-def _move_position(trade: Trade) -> None:
-    # Same transaction as the trade, and an UPDATE ... SET quantity = quantity + delta,
-    # so concurrent trades on one position never lose an update.
-    delta = trade.quantity if trade.side == Side.BUY else -trade.quantity
-    Position.objects.get_or_create(strategy=trade.strategy, symbol=trade.symbol)
-    Position.objects.filter(strategy=trade.strategy, symbol=trade.symbol).update(
-        quantity=F("quantity") + delta
-    )
+def lock_position(strategy: str, symbol: str) -> Position:
+    """The (strategy, symbol) position row, created if new, locked until commit.
+
+    Every trade path takes this lock before it inserts the trade. The insert's trigger
+    then locks a counter row (ops_metriccounter), so the order is always position first,
+    counter second, and no two paths can deadlock on each other.
+    """
+    position, _ = Position.objects.select_for_update().get_or_create(strategy=strategy, symbol=symbol)
+    return position
 
 
 def retry_result(order: TradeOrder, existing: Trade) -> tuple[Trade, bool]:

@@ -6,7 +6,7 @@ import functools
 import logging
 from collections.abc import Callable
 
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -54,6 +54,11 @@ def api_view(
                 return error_response(
                     503, unavailable, "The database is not reachable; nothing was recorded."
                 )
+            except DataError as exc:
+                # A value the database cannot hold (e.g. a position beyond its range):
+                # the transaction rolled back, nothing was written.
+                logger.warning("value out of range in %s: %s", view.__name__, exc)
+                return error_response(400, "value_out_of_range", "A value is outside what can be stored.")
             except DatabaseError:
                 logger.exception("database error in %s", view.__name__)
                 raise

@@ -57,3 +57,12 @@ def not_found(request, exception=None):
     if request.path.startswith("/api/"):
         return error_response(404, "not_found", f"No API endpoint at {request.path}.")
     return page_not_found(request, exception)
+
+
+def server_error(request):
+    from django.views.defaults import server_error as html_server_error
+
+    if request.path.startswith("/api/"):
+        # Machine clients parse JSON; the traceback is in the log, never in the body.
+        return error_response(500, "internal_error", "Unexpected server error; it has been logged.")
+    return html_server_error(request)

@@ -6,13 +6,14 @@ could slip through as strings; the type check in front of them rejects those.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.utils import timezone
 
 from ops.api.errors import ApiError
 from ops.models import MONEY, Side, Signal
@@ -33,7 +34,14 @@ def _positive(value: Decimal) -> None:
 
 
 class AwareDateTimeField(forms.Field):
-    """ISO 8601 with an explicit offset: a trade time without one is ambiguous."""
+    """ISO 8601 with an explicit offset: a trade time without one is ambiguous.
+
+    Bounded to 2000-01-01 .. now + 1 day (clock skew): beyond that it is a client bug,
+    and a time near year 1 or 9999 would even overflow once converted to UTC.
+    """
+
+    EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+    MAX_SKEW = timedelta(days=1)
 
     def to_python(self, value: Any) -> datetime | None:
         if value in self.empty_values:
@@ -44,7 +52,14 @@ class AwareDateTimeField(forms.Field):
             raise ValidationError("Enter an ISO 8601 date-time, e.g. 2026-11-27T14:30:00Z.") from None
         if parsed.tzinfo is None:
             raise ValidationError("Include a UTC offset, e.g. 'Z' or '+00:00'.")
-        return parsed
+        try:
+            in_utc = parsed.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("Out of range.") from None
+        latest = timezone.now() + self.MAX_SKEW
+        if not self.EARLIEST <= in_utc <= latest:
+            raise ValidationError(f"Must lie between {self.EARLIEST:%Y-%m-%d} and {latest:%Y-%m-%dT%H:%M}Z.")
+        return in_utc
 
 
 class JsonForm(forms.Form):

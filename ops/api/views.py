@@ -80,6 +80,14 @@ def create_analysis(request: HttpRequest, client: ApiClient) -> JsonResponse:
 
 @api_view("GET", unavailable="trading_state_unavailable")
 def trading_status(request: HttpRequest, client: ApiClient) -> JsonResponse:
+    repeated = sorted(key for key, values in request.GET.lists() if len(values) > 1)
+    if repeated:
+        raise ApiError(
+            400,
+            "validation_failed",
+            "Repeated parameters.",
+            fields={key: ["Give this parameter once."] for key in repeated},
+        )
     params = TradingStatusForm.validate({key: value for key, value in request.GET.items() if value != ""})
     symbol, strategy = params.get("symbol"), params.get("strategy", "default")
     try:

@@ -6,8 +6,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from ops.health.models import DependencyCheck, DependencyStatus, Health, ProbeCycle
@@ -52,57 +51,66 @@ def periodic_cycle() -> list[ProbeResult] | None:
 
 def record(results: list[ProbeResult]) -> None:
     for result in results:
-        with transaction.atomic():
-            DependencyCheck.objects.create(
-                name=result.name,
-                status=result.status,
-                latency_ms=result.latency_ms,
-                detail=result.detail,
-                checked_at=result.checked_at,
-            )
-            failures = _update_status(result)
-        _maybe_trip(result, failures)
+        try:
+            with transaction.atomic():
+                DependencyCheck.objects.create(
+                    name=result.name,
+                    status=result.status,
+                    latency_ms=result.latency_ms,
+                    detail=result.detail,
+                    checked_at=result.checked_at,
+                )
+                _update_status(result)
+            _apply_pending_trip(result)
+        except DatabaseError:
+            # One result that cannot be written must not cost the others theirs.
+            logger.exception("could not record the %s probe result", result.name)
 
 
-def _update_status(result: ProbeResult) -> int:
-    """Write the current row; return the consecutive failure count after this result."""
+def _update_status(result: ProbeResult) -> None:
     row, _ = DependencyStatus.objects.select_for_update().get_or_create(
         name=result.name,
         defaults={"status": result.status, "latency_ms": result.latency_ms, "checked_at": result.checked_at},
     )
-    # Up, or not configured: neither counts toward a trip.
-    failures = F("consecutive_failures") + 1 if result.status == Health.DOWN else 0
+    if result.status == Health.DOWN:
+        failures = row.consecutive_failures + 1
+        threshold = settings.AUTO_TRIP_AFTER_FAILURES
+        # Only on the check that reaches the threshold: if someone resumes while the
+        # dependency is still down, the probes do not fight them every cycle after.
+        pending = row.trip_pending or (result.name in TRIPS and failures == threshold)
+    else:
+        failures, pending = 0, False  # up, or not configured: neither counts toward a trip
     DependencyStatus.objects.filter(pk=row.pk).update(
         status=result.status,
         latency_ms=result.latency_ms,
         detail=result.detail,
         checked_at=result.checked_at,
         consecutive_failures=failures,
+        trip_pending=pending,
     )
-    return DependencyStatus.objects.values_list("consecutive_failures", flat=True).get(pk=row.pk)
 
 
-def _maybe_trip(result: ProbeResult, failures: int) -> None:
-    trip = TRIPS.get(result.name)
-    threshold = settings.AUTO_TRIP_AFTER_FAILURES
-    if not (trip and settings.AUTO_TRIPS_ENABLED and threshold):
+def _apply_pending_trip(result: ProbeResult) -> None:
+    row = DependencyStatus.objects.get(name=result.name)
+    if not row.trip_pending:
         return
-    # Only on the check that reaches the threshold: if someone resumes while the
-    # dependency is still down, the probes do not fight them every cycle after.
-    if failures != threshold:
+    if not (settings.AUTO_TRIPS_ENABLED and settings.AUTO_TRIP_AFTER_FAILURES):
+        DependencyStatus.objects.filter(pk=row.pk).update(trip_pending=False)
         return
-    to_state, rule = trip
+    to_state, rule = TRIPS[result.name]
     try:
         kill_switch.halt(
             "global",
             to_state=to_state,
             actor=PROBES_ACTOR,
             source=f"rule:{rule}",
-            reason=f"{result.name} failed {failures} consecutive checks: {result.detail}",
+            reason=f"{result.name} failed {row.consecutive_failures} consecutive checks: {result.detail}",
         )
     except TradingStateError as exc:
         # e.g. already HALTED when Polygon asks for REDUCING: stricter already holds.
         logger.info("trip %s not applied: %s", rule, exc)
+    # Any other exception leaves trip_pending set: the next cycle tries again.
+    DependencyStatus.objects.filter(pk=row.pk).update(trip_pending=False)
 
 
 def prune_history() -> int:

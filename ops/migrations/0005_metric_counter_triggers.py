@@ -37,6 +37,7 @@ BEGIN
     ON CONFLICT (name, label, shard) DO UPDATE SET value = ops_metriccounter.value + EXCLUDED.value;
     RETURN NULL;
 END $$ LANGUAGE plpgsql;
+-- next
 CREATE TRIGGER ops_count_{name} AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION ops_count_{name}();
 """
@@ -57,13 +58,20 @@ def install(apps, schema_editor):
     if vendor not in ("postgresql", "sqlite"):
         raise RuntimeError(f"No metric counter triggers for {vendor}.")
     with schema_editor.connection.cursor() as cursor:
+        if vendor == "postgresql":
+            # Until this migration commits, no insert may slip between a table's backfill
+            # and its trigger (it would never be counted). Reads go on.
+            cursor.execute(
+                "LOCK TABLE " + ", ".join(table for _, table, _ in COUNTERS) + " IN SHARE ROW EXCLUSIVE MODE"
+            )
         for name, table, label in COUNTERS:
             cursor.execute(_backfill(table, label), [name])
-            script = postgres_sql(name, table, label) if vendor == "postgresql" else sqlite_sql(name, table, label)
-            if vendor == "postgresql":
-                cursor.execute(script)
-            else:
-                cursor.connection.executescript(script)
+            # One statement each (CREATE TRIGGER ... END; is one statement in SQLite), so
+            # the migration's transaction stays whole; executescript would commit it.
+            for statement in (postgres_sql if vendor == "postgresql" else sqlite_sql)(name, table, label).split(
+                "\n-- next\n"
+            ):
+                cursor.execute(statement)
 
 
 def uninstall(apps, schema_editor):

@@ -48,6 +48,14 @@ ORDERS_DENIED = Counter(
     "Trades refused by the pre-trade gate, by reason.",
     ["reason"],
 )
+DENIAL_REASONS = ("trading_halted", "trading_reducing", "trading_state_unavailable")
+
+# Known label values start at 0, so the families exist (and rate() works) before the
+# first refusal or error, in every worker; otherwise dashboards show "no data".
+for _reason in DENIAL_REASONS:
+    ORDERS_DENIED.labels(_reason)
+for _kind in ("exception", "status_5xx"):
+    ERRORS.labels(UNMATCHED_ROUTE, _kind)
 
 # Families produced by the collector (documented here so the contract is in one file).
 COLLECTED = {

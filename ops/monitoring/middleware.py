@@ -10,6 +10,26 @@ from django.http import HttpRequest, HttpResponse
 from ops.monitoring.metrics import ACTIVE_CONNECTIONS, ERRORS, REQUEST_DURATION, REQUESTS, UNMATCHED_ROUTE
 
 METRICS_ROUTE = "metrics"
+# The methods this service answers; anything else would be an unbounded label value.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class RejectUnknownMethods:
+    """Outermost middleware: made-up HTTP methods get 405 before any metric sees them.
+
+    django-prometheus labels by the raw method, so `FOO /healthz` from anyone would add
+    dozens of series per invented method.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method not in KNOWN_METHODS:
+            response = HttpResponse(status=405, content_type="text/plain")
+            response["Allow"] = ", ".join(sorted(KNOWN_METHODS))
+            return response
+        return self.get_response(request)
 
 
 def route_of(request: HttpRequest) -> str:
@@ -37,10 +57,12 @@ class MetricsMiddleware:
         route = route_of(request)
         REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         REQUEST_DURATION.labels(request.method, route).observe((time.perf_counter() - started) * 1000)
-        if response.status_code >= 500 and not getattr(request, "_investiq_exception_counted", False):
-            ERRORS.labels(route, "status_5xx").inc()
+        if response.status_code >= 500:
+            kind = "exception" if getattr(request, "_investiq_raised", False) else "status_5xx"
+            ERRORS.labels(route, kind).inc()
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
-        ERRORS.labels(route_of(request), "exception").inc()
-        request._investiq_exception_counted = True
+        # Only noted here: Http404 or PermissionDenied also pass through, and become
+        # 404/403, which are not errors. The status decides in __call__.
+        request._investiq_raised = True

@@ -215,6 +215,10 @@ MALFORMED = {
     "executed-at-naive": ("executed_at", "2026-11-27T14:30:00"),
     "executed-at-garbage": ("executed_at", "yesterday"),
     "executed-at-number": ("executed_at", 1764253800),
+    "executed-at-year-9999": ("executed_at", "9999-12-31T23:59:59-05:00"),
+    "executed-at-year-1": ("executed_at", "0001-01-01T00:00:00+05:00"),
+    "executed-at-last-century": ("executed_at", "1999-12-31T23:59:59Z"),
+    "executed-at-next-week": ("executed_at", "2099-01-01T00:00:00Z"),
     "unknown-field": ("account", "primary"),
 }
 
@@ -239,3 +243,15 @@ def test_unknown_api_paths_answer_json_404(api):
     response = api.get_json("/api/v1/nope")
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+
+
+def test_an_unexpected_api_error_answers_json_500(db, settings):
+    from django.test import Client
+
+    settings.ROOT_URLCONF = "ops.tests.urls_for_errors"
+    response = Client(raise_request_exception=False).get("/api/v1/explode")
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "internal_error",
+        "detail": "Unexpected server error; it has been logged.",
+    }

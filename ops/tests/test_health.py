@@ -37,3 +37,9 @@ def test_the_api_answers_503_not_500_when_the_database_is_unreachable(database_d
     )
     assert response.status_code == 503
     assert response.json()["error"] == "database_unavailable"
+
+
+def test_readyz_does_not_reveal_connection_details(db, settings):
+    settings.CELERY_BROKER_URL = "redis://secret-user:hunter2@127.0.0.1:1/0"
+    body = Client().get("/readyz").content.decode()
+    assert "hunter2" not in body and "secret-user" not in body and "127.0.0.1" not in body

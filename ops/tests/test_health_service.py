@@ -292,3 +292,30 @@ def test_a_probe_can_raise_dependency_unavailable():
 
     (r,) = run_probes((Down(),))
     assert (r.status, r.detail) == (Health.DOWN, "disk full")
+
+
+def test_a_trip_that_failed_is_retried_on_the_next_cycle(db, settings, monkeypatch):
+    from django.db import DatabaseError
+
+    from ops.trading import service as kill_switch
+
+    settings.AUTO_TRIP_AFTER_FAILURES = 2
+    real_halt = kill_switch.halt
+    calls = []
+
+    def flaky_halt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise DatabaseError("connection lost mid-trip")
+        return real_halt(*args, **kwargs)
+
+    monkeypatch.setattr(kill_switch, "halt", flaky_halt)
+    service.record([result("alpaca", Health.DOWN), result("database", Health.UP)])
+    service.record([result("alpaca", Health.DOWN), result("database", Health.UP)])  # threshold: trip fails
+    assert global_state() == State.ACTIVE
+    assert DependencyStatus.objects.get(name="alpaca").trip_pending
+    assert DependencyCheck.objects.filter(name="database").count() == 2  # the others were still recorded
+    service.record([result("alpaca", Health.DOWN)])  # next cycle: applied
+    assert global_state() == State.HALTED
+    assert not DependencyStatus.objects.get(name="alpaca").trip_pending
+    assert TradingEvent.objects.get().source == "rule:broker_unreachable"

@@ -238,3 +238,30 @@ def test_an_unset_metrics_token_outside_debug_is_reported():
 def test_active_connections_is_zero_when_idle(db):
     Client().get("/healthz")
     assert value(scrape(), "investiq_active_connections") == 0
+
+
+def test_made_up_http_methods_are_refused_before_any_metric(db):
+    before = scrape()
+    for method in ("FOO", "BAR", "PROPFIND"):
+        assert Client().generic(method, "/healthz").status_code == 405
+    after = scrape()
+    assert len(list(text_string_to_metric_families(after))) == len(
+        list(text_string_to_metric_families(before))
+    )
+    assert "FOO" not in after and "PROPFIND" not in after
+
+
+def test_a_404_raised_by_a_view_is_not_an_error(admin_client_logged_in):
+    before = sum(samples(scrape(), "investiq_errors_total").values())
+    assert admin_client_logged_in.get("/admin/ops/trade/999999/change/").status_code in (302, 404)
+    assert admin_client_logged_in.get("/admin/nonexistent/zzz/").status_code == 404
+    assert sum(samples(scrape(), "investiq_errors_total").values()) == before
+
+
+def test_denial_and_error_families_exist_before_the_first_event(db):
+    # (In-process counters accumulate over the test session, so check presence, not 0;
+    # the gunicorn test checks a fresh process.)
+    text = scrape()
+    reasons = {dict(k)["reason"] for k in samples(text, "investiq_orders_denied_total")}
+    assert reasons >= {"trading_halted", "trading_reducing", "trading_state_unavailable"}
+    assert samples(text, "investiq_errors_total")

@@ -104,6 +104,14 @@ def test_request_counts_are_summed_over_all_workers(gunicorn_url):
         assert scrape_value(url, "investiq_active_connections") == 0
 
 
+def test_a_fresh_server_exports_denials_and_errors_at_zero(gunicorn_url):
+    url, _ = gunicorn_url
+    assert scrape_value(url, "investiq_orders_denied_total", reason="trading_halted") == 0
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    assert 'investiq_orders_denied_total{reason="trading_reducing"} 0.0' in text
+    assert "investiq_errors_total{" in text
+
+
 def test_a_halt_shows_on_the_very_next_scrape_from_any_worker(gunicorn_url):
     url, _ = gunicorn_url
     assert scrape_value(url, "investiq_trading_halted") == 0

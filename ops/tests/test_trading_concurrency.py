@@ -190,3 +190,101 @@ def test_a_halt_survives_the_process_that_wrote_it(transactional_db, postgres):
         timeout=60,
     )
     assert "HALTED" in reader.stdout and "sticky?" in reader.stdout
+
+
+def test_a_reducing_gate_trade_and_a_fill_on_one_position_do_not_deadlock(
+    transactional_db, postgres, monkeypatch
+):
+    """The gate path and the plain record path take the position and counter locks in
+    one order. (Before: the gate held the position and waited on a counter shard that
+    a fill held while waiting on the position.)"""
+    from decimal import Decimal
+
+    from ops.records import TradeOrder, record_trade
+    from ops.trading import gate
+
+    def order(side: str, symbol: str = "AAPL", strategy: str = "momentum", n: list = [0]) -> TradeOrder:  # noqa: B006
+        n[0] += 1
+        return TradeOrder(f"o-{n[0]}", symbol, side, Decimal(1), Decimal(1), strategy)
+
+    record_trade(TradeOrder("seed", "AAPL", "buy", Decimal(100), Decimal(1), "momentum"))
+    service.halt(
+        "strategy:momentum",
+        reason="x",
+        actor=service.Actor.system("t", service.HALT),
+        to_state=State.REDUCING,
+    )
+    slow_record = gate.record_trade
+
+    def slowed(*args, **kwargs):
+        time.sleep(1.0)  # holds the position lock while the others pile up
+        return slow_record(*args, **kwargs)
+
+    monkeypatch.setattr(gate, "record_trade", slowed)
+    outcomes: dict[str, str] = {}
+
+    @in_thread
+    def gate_sell() -> None:
+        try:
+            gate.submit_trade(order("sell"))
+            outcomes["gate"] = "ok"
+        except Exception as exc:
+            outcomes["gate"] = repr(exc)
+
+    @in_thread
+    def fill() -> None:
+        try:
+            record_trade(order("sell"))
+            outcomes["fill"] = "ok"
+        except Exception as exc:
+            outcomes["fill"] = repr(exc)
+
+    first = threading.Thread(target=gate_sell)
+    second = threading.Thread(target=fill)
+    first.start()
+    time.sleep(0.2)
+    second.start()
+    time.sleep(0.2)
+    for _ in range(15):  # move the id sequence so the two sells would share a counter shard
+        record_trade(order("buy", symbol="ZZ", strategy="other"))
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert outcomes == {"gate": "ok", "fill": "ok"}
+    assert MetricCounter.objects.totals("trades")["sell"] == 2
+
+
+def test_an_identical_retry_racing_the_original_under_reducing_gets_the_original(
+    transactional_db, postgres, monkeypatch
+):
+    from decimal import Decimal
+
+    from ops.records import TradeOrder, record_trade
+    from ops.trading import gate
+
+    record_trade(TradeOrder("seed", "AAPL", "buy", Decimal(10), Decimal(1), "momentum"))
+    service.halt(
+        "strategy:momentum",
+        reason="x",
+        actor=service.Actor.system("t", service.HALT),
+        to_state=State.REDUCING,
+    )
+    slow_record = gate.record_trade
+    monkeypatch.setattr(gate, "record_trade", lambda *a, **k: time.sleep(0.5) or slow_record(*a, **k))
+    same = TradeOrder("close-all", "AAPL", "sell", Decimal(10), Decimal(1), "momentum")
+    results: dict[str, object] = {}
+
+    @in_thread
+    def submit(name: str) -> None:
+        try:
+            results[name] = gate.submit_trade(same)[1]
+        except Exception as exc:
+            results[name] = repr(exc)
+
+    threads = [threading.Thread(target=submit, args=(name,)) for name in ("original", "retry")]
+    threads[0].start()
+    time.sleep(0.15)
+    threads[1].start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == {"original": True, "retry": False}  # created, then "already recorded"
+    assert Trade.objects.filter(client_order_id="close-all").count() == 1

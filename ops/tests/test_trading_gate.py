@@ -151,6 +151,12 @@ def test_status_rejects_bad_parameters(api, query):
     assert response.json()["error"] == "validation_failed"
 
 
+def test_status_rejects_repeated_parameters(api):
+    response = api.get_json(STATUS + "?symbol=AAPL&symbol=")
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"symbol": ["Give this parameter once."]}
+
+
 def test_status_needs_a_token(api):
     assert api.get_json(STATUS, token=None).status_code == 401
 

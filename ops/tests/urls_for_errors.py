@@ -7,4 +7,11 @@ def explode(request):
     raise RuntimeError("boom")
 
 
-urlpatterns = [path("explode/<int:n>", explode), path("", include("investiq.urls"))]
+urlpatterns = [
+    path("explode/<int:n>", explode),
+    path("api/v1/explode", explode),
+    path("", include("investiq.urls")),
+]
+
+handler404 = "ops.api.errors.not_found"
+handler500 = "ops.api.errors.server_error"

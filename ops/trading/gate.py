@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.db import DatabaseError, transaction
 
 from ops.models import ApiClient, Side, Trade
-from ops.records import TradeOrder, record_trade, retry_result
+from ops.records import TradeOrder, lock_position, record_trade, retry_result
 from ops.trading.models import GLOBAL_SCOPE, SEVERITY, Position, State, TradingState
 from ops.trading.scopes import trade_scopes
 
@@ -76,12 +76,9 @@ def effective_state(symbol: str | None, strategy: str | None) -> Effective:
     return Effective(top.state, top.scope, top.reason, top.since)
 
 
-def position_of(strategy: str, symbol: str, *, lock: bool = False) -> Decimal:
-    if lock:
-        position, _ = Position.objects.select_for_update().get_or_create(strategy=strategy, symbol=symbol)
-        return Decimal(position.quantity)  # a row just created holds the int default
+def position_of(strategy: str, symbol: str) -> Decimal:
     position = Position.objects.filter(strategy=strategy, symbol=symbol).first()
-    return position.quantity if position else Decimal(0)
+    return Decimal(position.quantity) if position else Decimal(0)
 
 
 def check(effective: Effective, order: TradeOrder, position: Decimal) -> None:
@@ -109,9 +106,13 @@ def submit_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tupl
         # Already recorded (before any halt): a retry returns it, whatever the state now.
         return retry_result(order, existing)
     with transaction.atomic():
-        effective = effective_state(order.symbol, order.strategy)
-        if effective.state == State.REDUCING:
-            check(effective, order, position_of(order.strategy, order.symbol, lock=True))
-        else:
-            check(effective, order, Decimal(0))
+        # Lock first, read the state after: any wait on the lock happens before the
+        # state is read, so the decision uses the freshest committed state.
+        position = lock_position(order.strategy, order.symbol)
+        existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
+        if existing is not None:
+            # An identical request committed while we waited for the lock: it is this
+            # order, already recorded, and must not be refused as a new one.
+            return retry_result(order, existing)
+        check(effective_state(order.symbol, order.strategy), order, Decimal(position.quantity))
         return record_trade(order, api_client=api_client)

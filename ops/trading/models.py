@@ -7,8 +7,6 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from ops.models import MONEY
-
 
 class State(models.TextChoices):
     ACTIVE = "ACTIVE", "Active"
@@ -126,7 +124,10 @@ class Position(models.Model):
 
     strategy = models.CharField(max_length=64)
     symbol = models.CharField(max_length=10)
-    quantity = models.DecimalField(**MONEY, default=0, help_text="Signed: long > 0, short < 0.")
+    # Wider than a single trade's quantity, so no sum of valid trades can overflow it.
+    quantity = models.DecimalField(
+        max_digits=32, decimal_places=8, default=0, help_text="Signed: long > 0, short < 0."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
