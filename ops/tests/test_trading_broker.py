@@ -141,3 +141,31 @@ def test_a_halt_without_cancel_makes_no_broker_call(alpaca, operator_actor):
     service.halt("global", reason="x", actor=operator_actor)
     assert alpaca.log == []
     assert TradingEvent.objects.get().broker_outcome == "not_requested"
+
+
+def test_orders_can_be_cancelled_when_trading_is_already_halted(alpaca, operator_actor):
+    from ops.trading.models import BrokerCancellation
+
+    service.halt(
+        "global", reason="tripped by the probes", actor=operator_actor, source="rule:broker_unreachable"
+    )
+    alpaca.expect_request("/v2/orders", method="DELETE").respond_with_json(
+        [{"id": "late-1", "status": 200}], status=207
+    )
+    result = service.halt(
+        "global", reason="broker back, clear the book", actor=operator_actor, cancel_orders=True
+    )
+    assert not result.changed and TradingEvent.objects.count() == 1  # no misleading second halt
+    cancellation = BrokerCancellation.objects.get()
+    assert result.cancellation == cancellation
+    assert (cancellation.actor, cancellation.broker_outcome) == ("otto", "succeeded")
+    assert cancellation.broker_detail["cancelled"] == ["late-1"]
+
+
+def test_the_command_cancels_orders_on_an_already_halted_scope(alpaca, operator_actor, capsys):
+    from django.core.management import call_command
+
+    service.halt("global", reason="x", actor=operator_actor)
+    alpaca.expect_request("/v2/orders", method="DELETE").respond_with_json([], status=207)
+    call_command("trading", "halt", "--reason", "clear", "--actor", "otto", "--cancel-orders")
+    assert "cancel all open orders: succeeded" in capsys.readouterr().out

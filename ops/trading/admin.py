@@ -12,7 +12,14 @@ from django.urls import path, reverse
 
 from ops.trading import service
 from ops.trading.errors import TradingStateError
-from ops.trading.models import Position, ResumeRequest, State, TradingEvent, TradingState
+from ops.trading.models import (
+    BrokerCancellation,
+    Position,
+    ResumeRequest,
+    State,
+    TradingEvent,
+    TradingState,
+)
 from ops.trading.scopes import InvalidScope, parse_scope
 
 
@@ -224,6 +231,12 @@ class ResumeRequestAdmin(ReadOnlyAdmin):
             self.message_user(
                 request, f"{result.state.scope}: resumed to {result.state.state}.", messages.SUCCESS
             )
+
+
+@admin.register(BrokerCancellation)
+class BrokerCancellationAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "actor", "source", "broker_outcome", "reason", "broker_detail")
+    list_filter = ("broker_outcome",)
 
 
 @admin.register(Position)

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 
 from ops.http import OutboundError, Timeout, request_json
-from ops.trading.models import BrokerOutcome, TradingEvent
+from ops.trading.models import BrokerCancellation, BrokerOutcome, TradingEvent
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +51,13 @@ def cancel_open_orders() -> dict[str, Any]:
     return {"ok": not failed, "cancelled": cancelled, "failed": failed}
 
 
-def cancel_orders_for_event(event_id: int) -> None:
-    """Run the cancel and record its outcome on the event, exactly once."""
+def cancel_and_record(model: type[TradingEvent | BrokerCancellation], pk: int) -> None:
+    """Run the cancel and record its outcome on the row (an event or a cancellation), once."""
     outcome = cancel_open_orders()
     status = BrokerOutcome.SUCCEEDED if outcome["ok"] else BrokerOutcome.FAILED
     # Compare-and-set from PENDING: the outcome is written once and never overwritten.
-    TradingEvent.objects.filter(pk=event_id, broker_outcome=BrokerOutcome.PENDING).update(
+    model.objects.filter(pk=pk, broker_outcome=BrokerOutcome.PENDING).update(
         broker_outcome=status, broker_detail=outcome
     )
     log = logger.info if outcome["ok"] else logger.error
-    log("broker cancel for trading event %s: %s", event_id, outcome)
+    log("broker cancel for %s %s: %s", model._meta.model_name, pk, outcome)

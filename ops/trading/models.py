@@ -176,3 +176,23 @@ class ResumeRequest(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.status == self.Status.PENDING and self.expires_at <= timezone.now()
+
+
+class BrokerCancellation(models.Model):
+    """A cancel-all-orders request made while the global scope was already HALTED
+    (e.g. after an automatic trip), so there was no transition event to carry it."""
+
+    actor = models.CharField(max_length=150)
+    source = models.CharField(max_length=100)
+    reason = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    broker_outcome = models.CharField(
+        max_length=16, choices=BrokerOutcome.choices, default=BrokerOutcome.PENDING
+    )
+    broker_detail = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-id",)
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} cancel all orders by {self.actor}: {self.broker_outcome}"

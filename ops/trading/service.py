@@ -11,7 +11,8 @@ Semantics worth knowing:
   two-person setting on, a request by one person and an approval by another.
 - Asking for the state a scope is already in changes nothing and writes no event: the
   original reason, author and start time stay, so the history never shows a halt that
-  "began" at the second click. The result says changed=False.
+  "began" at the second click. The result says changed=False. A cancel-orders request
+  on an already halted global scope still runs, recorded as a BrokerCancellation.
 - Permissions are read from groups and direct grants for everyone; a superuser flag
   grants nothing here (roles: ops_viewer, ops_operator, ops_supervisor).
 """
@@ -39,6 +40,7 @@ from ops.trading.errors import (
 from ops.trading.models import (
     GLOBAL_SCOPE,
     SEVERITY,
+    BrokerCancellation,
     BrokerOutcome,
     ResumeRequest,
     State,
@@ -92,6 +94,8 @@ class Actor:
 class TransitionResult:
     state: TradingState
     event: TradingEvent | None
+    # Set when orders were cancelled on a scope that was already HALTED (no event).
+    cancellation: BrokerCancellation | None = None
 
     @property
     def changed(self) -> bool:
@@ -123,12 +127,20 @@ def halt(
                 f"{scope} is {row.state}; going to {to_state} loosens it, which is a resume."
             )
         result = _apply(row, to_state, reason, actor, source, broker_requested=cancel_orders)
-        if result.changed and cancel_orders:
+        if cancel_orders and not result.changed:
+            # Already halted (say, by an automatic trip): the orders can still be
+            # cancelled, recorded on a cancellation row since there is no new event.
+            result = TransitionResult(
+                result.state,
+                None,
+                BrokerCancellation.objects.create(actor=actor.name, source=source, reason=reason),
+            )
+        if cancel_orders:
+            target = result.event or result.cancellation
             # After the commit, never inside it: the halt must not wait on the broker.
-            event_id = result.event.pk
-            transaction.on_commit(lambda: broker.cancel_orders_for_event(event_id), robust=True)
-    if result.changed and cancel_orders:
-        result.event.refresh_from_db()
+            transaction.on_commit(lambda: broker.cancel_and_record(type(target), target.pk), robust=True)
+    if cancel_orders:
+        (result.event or result.cancellation).refresh_from_db()
     return result
 
 

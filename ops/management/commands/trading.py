@@ -85,6 +85,13 @@ class Command(BaseCommand):
         return service.Actor.of(user)
 
     def _report(self, result: service.TransitionResult) -> None:
+        if result.cancellation is not None:
+            cancel = result.cancellation
+            self.stdout.write(
+                f"{result.state.scope} is already {result.state.state}; "
+                f"cancel all open orders: {cancel.broker_outcome} {cancel.broker_detail}"
+            )
+            return
         if not result.changed:
             self.stdout.write(f"{result.state.scope} is already {result.state.state}; nothing changed.")
             return
