@@ -61,10 +61,18 @@ def record_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tupl
     existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
     if existing is not None:
         return retry_result(order, existing)
+    return insert_trade(order, api_client)
+
+
+def insert_trade(
+    order: TradeOrder, api_client: ApiClient | None = None, locked_position: Position | None = None
+) -> tuple[Trade, bool]:
+    """Insert the trade and move its position. For callers that already looked up the
+    client_order_id and, optionally, hold the position lock (the gate)."""
     try:
         # The savepoint keeps the caller's transaction usable if the insert collides.
         with transaction.atomic():
-            position = lock_position(order.strategy, order.symbol)
+            position = locked_position or lock_position(order.strategy, order.symbol)
             trade = Trade.objects.create(
                 client_order_id=order.client_order_id,
                 symbol=order.symbol,

@@ -16,6 +16,12 @@ from ops.records import ConflictingOrder, TradeOrder, record_analysis
 from ops.trading.gate import TradeDenied, TradingStateUnavailable, effective_state, position_of, submit_trade
 
 
+def _decimal(value: Decimal | None, places: int) -> str | None:
+    # As the database stores it, so a fresh row and its retry serialise identically
+    # without reading the row back.
+    return None if value is None else str(Decimal(value).quantize(Decimal(1).scaleb(-places)))
+
+
 def trade_json(trade: Trade) -> dict:
     return {
         "id": trade.pk,
@@ -23,8 +29,8 @@ def trade_json(trade: Trade) -> dict:
         "symbol": trade.symbol,
         "side": trade.side,
         # Decimals as strings: a JSON float would round them.
-        "quantity": str(trade.quantity),
-        "price": str(trade.price),
+        "quantity": _decimal(trade.quantity, 8),
+        "price": _decimal(trade.price, 8),
         "strategy": trade.strategy,
         "executed_at": trade.executed_at.isoformat(),
         "created_at": trade.created_at.isoformat(),
@@ -36,9 +42,9 @@ def analysis_json(analysis: Analysis) -> dict:
         "id": analysis.pk,
         "symbol": analysis.symbol,
         "signal": analysis.signal,
-        "confidence": str(analysis.confidence),
+        "confidence": _decimal(analysis.confidence, 4),
         "model_version": analysis.model_version,
-        "price": None if analysis.price is None else str(analysis.price),
+        "price": _decimal(analysis.price, 8),
         "analyzed_at": analysis.analyzed_at.isoformat(),
         "created_at": analysis.created_at.isoformat(),
     }
@@ -65,8 +71,6 @@ def create_trade(request: HttpRequest, client: ApiClient) -> JsonResponse:
             str(exc) + "; an identical retry returns the original trade.",
             extra={"trade": trade_json(exc.existing)},
         ) from None
-    # refresh so a fresh row and a retry serialise identically (DB-rounded decimals)
-    trade.refresh_from_db()
     return JsonResponse(trade_json(trade), status=201 if created else 200)
 
 
@@ -74,7 +78,6 @@ def create_trade(request: HttpRequest, client: ApiClient) -> JsonResponse:
 def create_analysis(request: HttpRequest, client: ApiClient) -> JsonResponse:
     data = AnalysisForm.validate(read_json_object(request))
     analysis = record_analysis(data, api_client=client)
-    analysis.refresh_from_db()
     return JsonResponse(analysis_json(analysis), status=201)
 
 

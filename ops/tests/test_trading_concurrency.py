@@ -192,6 +192,20 @@ def test_a_halt_survives_the_process_that_wrote_it(transactional_db, postgres):
     assert "HALTED" in reader.stdout and "sticky?" in reader.stdout
 
 
+def long_momentum_aapl_reducing(quantity: int) -> None:
+    from decimal import Decimal
+
+    from ops.records import TradeOrder, record_trade
+
+    record_trade(TradeOrder("seed", "AAPL", "buy", Decimal(quantity), Decimal(1), "momentum"))
+    service.halt(
+        "strategy:momentum",
+        reason="x",
+        actor=service.Actor.system("t", service.HALT),
+        to_state=State.REDUCING,
+    )
+
+
 def test_a_reducing_gate_trade_and_a_fill_on_one_position_do_not_deadlock(
     transactional_db, postgres, monkeypatch
 ):
@@ -207,20 +221,14 @@ def test_a_reducing_gate_trade_and_a_fill_on_one_position_do_not_deadlock(
         n[0] += 1
         return TradeOrder(f"o-{n[0]}", symbol, side, Decimal(1), Decimal(1), strategy)
 
-    record_trade(TradeOrder("seed", "AAPL", "buy", Decimal(100), Decimal(1), "momentum"))
-    service.halt(
-        "strategy:momentum",
-        reason="x",
-        actor=service.Actor.system("t", service.HALT),
-        to_state=State.REDUCING,
-    )
-    slow_record = gate.record_trade
+    long_momentum_aapl_reducing(100)
+    slow_record = gate.insert_trade
 
     def slowed(*args, **kwargs):
         time.sleep(1.0)  # holds the position lock while the others pile up
         return slow_record(*args, **kwargs)
 
-    monkeypatch.setattr(gate, "record_trade", slowed)
+    monkeypatch.setattr(gate, "insert_trade", slowed)
     outcomes: dict[str, str] = {}
 
     @in_thread
@@ -258,18 +266,12 @@ def test_an_identical_retry_racing_the_original_under_reducing_gets_the_original
 ):
     from decimal import Decimal
 
-    from ops.records import TradeOrder, record_trade
+    from ops.records import TradeOrder
     from ops.trading import gate
 
-    record_trade(TradeOrder("seed", "AAPL", "buy", Decimal(10), Decimal(1), "momentum"))
-    service.halt(
-        "strategy:momentum",
-        reason="x",
-        actor=service.Actor.system("t", service.HALT),
-        to_state=State.REDUCING,
-    )
-    slow_record = gate.record_trade
-    monkeypatch.setattr(gate, "record_trade", lambda *a, **k: time.sleep(0.5) or slow_record(*a, **k))
+    long_momentum_aapl_reducing(10)
+    slow_record = gate.insert_trade
+    monkeypatch.setattr(gate, "insert_trade", lambda *a, **k: time.sleep(0.5) or slow_record(*a, **k))
     same = TradeOrder("close-all", "AAPL", "sell", Decimal(10), Decimal(1), "momentum")
     results: dict[str, object] = {}
 

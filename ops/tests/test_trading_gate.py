@@ -210,3 +210,17 @@ def test_nothing_was_written_while_the_database_was_unreachable(database_down_wi
     connection.close()
     connection.settings_dict.update(database_down_with_token.saved)
     assert not Trade.objects.exists()
+
+
+def test_the_gate_path_reads_each_thing_once(order):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    order("buy", "1")  # position row exists, token touched
+    with CaptureQueriesContext(connection) as captured:
+        assert order("buy", "1").status_code == 201
+    sql = [q["sql"] for q in captured.captured_queries]
+    assert sum('FROM "ops_tradingstate"' in q for q in sql) == 1
+    assert sum('FROM "ops_apiclient"' in q for q in sql) == 1
+    assert sum('FROM "ops_position"' in q and "FOR UPDATE" in q for q in sql) <= 1
+    assert not any("COUNT(" in q for q in sql)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.db import DatabaseError, transaction
 
 from ops.models import ApiClient, Side, Trade
-from ops.records import TradeOrder, lock_position, record_trade, retry_result
+from ops.records import TradeOrder, insert_trade, lock_position, retry_result
 from ops.trading.models import GLOBAL_SCOPE, SEVERITY, Position, State, TradingState
 from ops.trading.scopes import trade_scopes
 
@@ -115,4 +115,4 @@ def submit_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tupl
             # order, already recorded, and must not be refused as a new one.
             return retry_result(order, existing)
         check(effective_state(order.symbol, order.strategy), order, Decimal(position.quantity))
-        return record_trade(order, api_client=api_client)
+        return insert_trade(order, api_client, locked_position=position)
