@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 
 from ops.models import Analysis, ApiClient, Trade
 from ops.paginators import LargeTablePaginator
-from ops.records import TradeOrder, record_trade
+from ops.records import ConflictingOrder, TradeOrder, record_trade
 
 
 class LargeTableAdmin(admin.ModelAdmin):
@@ -58,8 +58,21 @@ class TradeAdmin(LargeTableAdmin):
     def save_model(self, request: HttpRequest, obj: Trade, form, change: bool) -> None:
         if change:
             return
-        trade, _ = record_trade(TradeOrder.from_dict(vars(obj)))
+        trade, created = record_trade(TradeOrder.from_dict(vars(obj)))
+        if not created:
+            messages.info(
+                request, f"{trade.client_order_id} was already recorded by another writer; kept as is."
+            )
         obj.pk = trade.pk
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except ConflictingOrder as exc:
+            # Another writer took the id between the form's unique check and the save
+            # (the admin's transaction rolled back): say so instead of a 500.
+            self.message_user(request, f"Not added: {exc}.", messages.ERROR)
+            return HttpResponseRedirect(request.path)
 
 
 @admin.register(Analysis)

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ops.models import Analysis, Signal, Trade
-from ops.records import TradeOrder, record_analysis, record_trade
+from ops.records import TradeOrder, lock_position, record_analysis, record_trade
 
 DEMO_USERNAME = "demo"
 # Rough mid prices so the numbers on screen look like a real book.
@@ -50,6 +50,10 @@ def seed(now: datetime | None = None) -> SeedResult:
         if Trade.objects.demo().exists():
             # All demo rows are written in one transaction, so some means all.
             return SeedResult(0, 0, DEMO_USERNAME, password)
+        # Many trades in one transaction: take every position lock first, in one order,
+        # so this never holds a counter row while waiting for a position (deadlock).
+        for strategy, symbol in sorted((st, sy) for st in STRATEGIES for sy in SYMBOLS):
+            lock_position(strategy, symbol)
         rng = random.Random(20261127)  # fixed seed: the same demo book every time
         start = (now - timedelta(days=DAYS)).replace(hour=14, minute=30, second=0, microsecond=0)
         trades = analyses = 0

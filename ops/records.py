@@ -100,7 +100,8 @@ def lock_position(strategy: str, symbol: str) -> Position:
 
     Every trade path takes this lock before it inserts the trade. The insert's trigger
     then locks a counter row (ops_metriccounter), so the order is always position first,
-    counter second, and no two paths can deadlock on each other.
+    counter second, and no two paths can deadlock on each other. A transaction that
+    records several trades must lock all their positions first, sorted (see ops.demo).
     """
     position, _ = Position.objects.select_for_update().get_or_create(strategy=strategy, symbol=symbol)
     return position

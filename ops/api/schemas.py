@@ -6,6 +6,7 @@ could slip through as strings; the type check in front of them rejects those.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -24,6 +25,8 @@ STRATEGY_VALIDATOR = RegexValidator(
 )
 PRINTABLE_VALIDATOR = RegexValidator(r"\A[\x21-\x7e]{1,64}\Z", "1–64 printable ASCII characters, no spaces.")
 
+# Decimal() alone also takes "1_000", "NaN" and non-ASCII digits; a price must not.
+DECIMAL_TEXT = re.compile(r"\A[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\Z", re.ASCII)
 TEXT = (str,)
 NUMBER = (str, int, Decimal)  # a JSON number or a decimal string
 
@@ -81,6 +84,8 @@ class JsonForm(forms.Form):
             elif isinstance(value, bool) or not isinstance(value, cls.json_types[name]):
                 expected = "a string" if cls.json_types[name] == TEXT else "a number or a decimal string"
                 errors[name] = [f"Must be {expected}, not {type(value).__name__}."]
+            elif isinstance(value, str) and cls.json_types[name] == NUMBER and not DECIMAL_TEXT.match(value):
+                errors[name] = ['Must be a decimal number in ASCII digits, e.g. "10" or "228.50".']
             elif value == "" and not field.required:
                 errors[name] = ["Must not be empty; leave the field out for the default."]
             else:

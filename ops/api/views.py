@@ -19,7 +19,7 @@ from ops.trading.gate import TradeDenied, TradingStateUnavailable, effective_sta
 def _decimal(value: Decimal | None, places: int) -> str | None:
     # As the database stores it, so a fresh row and its retry serialise identically
     # without reading the row back.
-    return None if value is None else str(Decimal(value).quantize(Decimal(1).scaleb(-places)))
+    return None if value is None else f"{Decimal(value).quantize(Decimal(1).scaleb(-places)):f}"
 
 
 def trade_json(trade: Trade) -> dict:

@@ -33,10 +33,10 @@ class DependencyStatus(models.Model):
     detail = models.TextField(blank=True)
     checked_at = models.DateTimeField()
     consecutive_failures = models.PositiveIntegerField(default=0)
-    # Set in the same transaction as the failure that reaches the trip threshold and
-    # cleared once the trip is applied: a trip that failed (database hiccup, worker
-    # killed) is retried next cycle instead of being lost for the whole outage.
-    trip_pending = models.BooleanField(default=False)
+    # True once this outage has tripped trading (set in the same transaction as the
+    # halt), False again when the dependency is back. So each outage trips once: a
+    # failed trip is retried next cycle, and a person who resumed is not overruled.
+    tripped = models.BooleanField(default=False)
 
     objects = DependencyStatusQuerySet.as_manager()
 

@@ -61,7 +61,7 @@ def record(results: list[ProbeResult]) -> None:
                     checked_at=result.checked_at,
                 )
                 _update_status(result)
-            _apply_pending_trip(result)
+            _apply_trip(result)
         except DatabaseError:
             # One result that cannot be written must not cost the others theirs.
             logger.exception("could not record the %s probe result", result.name)
@@ -72,45 +72,42 @@ def _update_status(result: ProbeResult) -> None:
         name=result.name,
         defaults={"status": result.status, "latency_ms": result.latency_ms, "checked_at": result.checked_at},
     )
-    if result.status == Health.DOWN:
-        failures = row.consecutive_failures + 1
-        threshold = settings.AUTO_TRIP_AFTER_FAILURES
-        # Only on the check that reaches the threshold: if someone resumes while the
-        # dependency is still down, the probes do not fight them every cycle after.
-        pending = row.trip_pending or (result.name in TRIPS and failures == threshold)
-    else:
-        failures, pending = 0, False  # up, or not configured: neither counts toward a trip
+    down = result.status == Health.DOWN
     DependencyStatus.objects.filter(pk=row.pk).update(
         status=result.status,
         latency_ms=result.latency_ms,
         detail=result.detail,
         checked_at=result.checked_at,
-        consecutive_failures=failures,
-        trip_pending=pending,
+        # Up, or not configured: neither counts toward a trip, and either ends the outage.
+        consecutive_failures=row.consecutive_failures + 1 if down else 0,
+        tripped=row.tripped if down else False,
     )
 
 
-def _apply_pending_trip(result: ProbeResult) -> None:
-    row = DependencyStatus.objects.get(name=result.name)
-    if not row.trip_pending:
+def _apply_trip(result: ProbeResult) -> None:
+    """Trip trading once per outage, at the first check at or past the threshold."""
+    threshold = settings.AUTO_TRIP_AFTER_FAILURES
+    if result.name not in TRIPS or not (settings.AUTO_TRIPS_ENABLED and threshold):
         return
-    if not (settings.AUTO_TRIPS_ENABLED and settings.AUTO_TRIP_AFTER_FAILURES):
-        DependencyStatus.objects.filter(pk=row.pk).update(trip_pending=False)
-        return
-    to_state, rule = TRIPS[result.name]
-    try:
-        kill_switch.halt(
-            "global",
-            to_state=to_state,
-            actor=PROBES_ACTOR,
-            source=f"rule:{rule}",
-            reason=f"{result.name} failed {row.consecutive_failures} consecutive checks: {result.detail}",
-        )
-    except TradingStateError as exc:
-        # e.g. already HALTED when Polygon asks for REDUCING: stricter already holds.
-        logger.info("trip %s not applied: %s", rule, exc)
-    # Any other exception leaves trip_pending set: the next cycle tries again.
-    DependencyStatus.objects.filter(pk=row.pk).update(trip_pending=False)
+    with transaction.atomic():
+        # The halt and the `tripped` mark commit together: a crash between them cannot
+        # leave a trip unrecorded (and so repeated over a person's later resume).
+        row = DependencyStatus.objects.select_for_update().get(name=result.name)
+        if row.tripped or row.status != Health.DOWN or row.consecutive_failures < threshold:
+            return
+        to_state, rule = TRIPS[result.name]
+        try:
+            kill_switch.halt(
+                "global",
+                to_state=to_state,
+                actor=PROBES_ACTOR,
+                source=f"rule:{rule}",
+                reason=f"{result.name} failed {row.consecutive_failures} consecutive checks: {result.detail}",
+            )
+        except TradingStateError as exc:
+            # e.g. already HALTED when Polygon asks for REDUCING: stricter already holds.
+            logger.info("trip %s not applied: %s", rule, exc)
+        DependencyStatus.objects.filter(pk=row.pk).update(tripped=True)
 
 
 def prune_history() -> int:

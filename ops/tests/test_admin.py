@@ -108,3 +108,30 @@ def test_the_revoke_action_revokes_tokens(admin_client_logged_in):
         "/admin/ops/apiclient/", {"action": "revoke", "_selected_action": [client.pk]}
     )
     assert ApiClient.objects.for_token(token) is None
+
+
+def test_an_id_taken_during_the_admin_save_is_an_error_message_not_a_500(admin_client_logged_in, monkeypatch):
+    from ops import admin as ops_admin
+    from ops.records import ConflictingOrder
+
+    def taken(order):
+        raise ConflictingOrder(Trade(client_order_id=order.client_order_id))
+
+    monkeypatch.setattr(ops_admin, "record_trade", taken)
+    response = admin_client_logged_in.post(
+        "/admin/ops/trade/add/",
+        {
+            "client_order_id": "race-1",
+            "symbol": "MSFT",
+            "side": "sell",
+            "quantity": "3",
+            "price": "415",
+            "strategy": "default",
+            "executed_at_0": "2026-11-27",
+            "executed_at_1": "09:00:00",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert any("Not added" in str(m) for m in response.context["messages"])
+    assert not Trade.objects.exists()

@@ -192,6 +192,9 @@ MALFORMED = {
     "quantity-nan-string": ("quantity", "NaN"),
     "quantity-infinity-string": ("quantity", "Infinity"),
     "quantity-empty": ("quantity", ""),
+    "quantity-underscores": ("quantity", "1_000"),
+    "quantity-arabic-digits": ("quantity", "١٢"),
+    "quantity-spaces": ("quantity", " 10"),
     "price-negative": ("price", -228.5),
     "price-zero-string": ("price", "0.00"),
     "symbol-empty": ("symbol", ""),
@@ -255,3 +258,8 @@ def test_an_unexpected_api_error_answers_json_500(db, settings):
         "error": "internal_error",
         "detail": "Unexpected server error; it has been logged.",
     }
+
+
+def test_tiny_quantities_are_written_out_in_plain_digits(api):
+    body = api.post_json(URL, trade_payload(quantity="0.00000001")).json()
+    assert body["quantity"] == "0.00000001"

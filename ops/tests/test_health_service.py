@@ -313,9 +313,66 @@ def test_a_trip_that_failed_is_retried_on_the_next_cycle(db, settings, monkeypat
     service.record([result("alpaca", Health.DOWN), result("database", Health.UP)])
     service.record([result("alpaca", Health.DOWN), result("database", Health.UP)])  # threshold: trip fails
     assert global_state() == State.ACTIVE
-    assert DependencyStatus.objects.get(name="alpaca").trip_pending
+    assert not DependencyStatus.objects.get(name="alpaca").tripped
     assert DependencyCheck.objects.filter(name="database").count() == 2  # the others were still recorded
     service.record([result("alpaca", Health.DOWN)])  # next cycle: applied
     assert global_state() == State.HALTED
-    assert not DependencyStatus.objects.get(name="alpaca").trip_pending
+    assert DependencyStatus.objects.get(name="alpaca").tripped
     assert TradingEvent.objects.get().source == "rule:broker_unreachable"
+
+
+def test_a_threshold_lowered_mid_outage_still_trips_once(db, settings):
+    settings.AUTO_TRIP_AFTER_FAILURES = 5
+    for _ in range(4):
+        service.record([result("alpaca", Health.DOWN)])
+    settings.AUTO_TRIP_AFTER_FAILURES = 3
+    for _ in range(5):
+        service.record([result("alpaca", Health.DOWN)])
+    assert global_state() == State.HALTED and TradingEvent.objects.count() == 1
+
+
+def test_trips_enabled_mid_outage_apply_at_the_next_check(db, settings):
+    settings.AUTO_TRIP_AFTER_FAILURES = 3
+    settings.AUTO_TRIPS_ENABLED = False
+    for _ in range(3):
+        service.record([result("alpaca", Health.DOWN)])
+    settings.AUTO_TRIPS_ENABLED = True
+    service.record([result("alpaca", Health.DOWN)])
+    assert global_state() == State.HALTED
+
+
+def test_a_crash_after_the_halt_cannot_make_the_probes_overrule_a_resume(
+    db, settings, supervisor, monkeypatch
+):
+    """The halt and the `tripped` mark commit together, or neither does."""
+    from django.db import OperationalError
+
+    from ops.trading import service as kill_switch
+
+    settings.AUTO_TRIP_AFTER_FAILURES = 1
+    settings.TRADING_TWO_PERSON_RESUME = False
+    real_update = DependencyStatus.objects.filter
+    failed = []
+
+    def flaky_filter(*args, **kwargs):
+        queryset = real_update(*args, **kwargs)
+        if not failed and kwargs.get("pk") and TradingEvent.objects.exists():
+            failed.append(1)
+
+            class Broken:
+                def update(self, **fields):
+                    raise OperationalError("server closed the connection")
+
+            return Broken()
+        return queryset
+
+    monkeypatch.setattr(DependencyStatus.objects, "filter", flaky_filter)
+    service.record([result("alpaca", Health.DOWN)])  # the mark fails: the halt rolls back with it
+    assert failed and global_state() == State.ACTIVE
+    service.record([result("alpaca", Health.DOWN)])  # tripped now, for real, once
+    assert global_state() == State.HALTED
+    kill_switch.resume("global", reason="trading by phone", actor=kill_switch.Actor.of(supervisor))
+    for _ in range(3):
+        service.record([result("alpaca", Health.DOWN)])
+    assert global_state() == State.ACTIVE
+    assert [e.to_state for e in TradingEvent.objects.order_by("id")] == [State.HALTED, State.ACTIVE]

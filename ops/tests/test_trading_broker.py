@@ -169,3 +169,24 @@ def test_the_command_cancels_orders_on_an_already_halted_scope(alpaca, operator_
     alpaca.expect_request("/v2/orders", method="DELETE").respond_with_json([], status=207)
     call_command("trading", "halt", "--reason", "clear", "--actor", "otto", "--cancel-orders")
     assert "cancel all open orders: succeeded" in capsys.readouterr().out
+
+
+def test_the_admin_shows_a_cancel_made_on_an_already_halted_scope(alpaca, operator_actor):
+    from django.test import Client
+
+    service.halt(
+        "global",
+        reason="tripped",
+        actor=service.Actor.system("probes", service.HALT),
+        source="rule:broker_unreachable",
+    )
+    alpaca.expect_request("/v2/orders", method="DELETE").respond_with_data("broken", status=500)
+    client = Client()
+    client.force_login(operator_actor.user)
+    response = client.post(
+        "/admin/ops/tradingstate/halt/",
+        {"scope": "global", "state": "HALTED", "reason": "clear the book", "cancel_orders": "on"},
+        follow=True,
+    )
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("Cancel all open orders: failed" in m and "HTTP 500" in m for m in shown), shown

@@ -290,3 +290,58 @@ def test_an_identical_retry_racing_the_original_under_reducing_gets_the_original
         thread.join(timeout=30)
     assert results == {"original": True, "retry": False}  # created, then "already recorded"
     assert Trade.objects.filter(client_order_id="close-all").count() == 1
+
+
+def test_seed_demo_and_concurrent_fills_do_not_deadlock(transactional_db, postgres, monkeypatch):
+    from decimal import Decimal
+
+    from ops import demo
+    from ops.records import TradeOrder, record_trade
+
+    slow_record = demo.record_trade
+
+    def slowed(*args, **kwargs):
+        time.sleep(0.005)  # keep the seed's transaction open while fills arrive
+        return slow_record(*args, **kwargs)
+
+    monkeypatch.setattr(demo, "record_trade", slowed)
+    outcomes: dict[str, str] = {}
+
+    @in_thread
+    def seed() -> None:
+        try:
+            demo.seed()
+            outcomes["seed"] = "ok"
+        except Exception as exc:
+            outcomes["seed"] = repr(exc)
+
+    @in_thread
+    def fill(index: int) -> None:
+        strategy, symbol = [
+            ("momentum", "AAPL"),
+            ("pairs", "NVDA"),
+            ("default", "SPY"),
+            ("momentum", "BRK.B"),
+        ][index]
+        try:
+            for n in range(4):
+                record_trade(
+                    TradeOrder(
+                        f"fill-{index}-{n}", symbol, ("buy", "sell")[n % 2], Decimal(1), Decimal(1), strategy
+                    )
+                )
+            outcomes[f"fill-{index}"] = "ok"
+        except Exception as exc:
+            outcomes[f"fill-{index}"] = repr(exc)
+
+    threads = [threading.Thread(target=seed)] + [threading.Thread(target=fill, args=(i,)) for i in range(4)]
+    threads[0].start()
+    time.sleep(0.3)
+    for thread in threads[1:]:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert set(outcomes.values()) == {"ok"}, outcomes
+    assert MetricCounter.objects.totals("trades") == {
+        side: Trade.objects.filter(side=side).count() for side in ("buy", "sell")
+    }

@@ -161,6 +161,14 @@ class TradingStateAdmin(ReadOnlyAdmin):
             self.message_user(
                 request, f"{scope}: {event.from_state} → {event.to_state}.{note}", messages.SUCCESS
             )
+        elif result.cancellation is not None:
+            cancel = result.cancellation
+            self.message_user(
+                request,
+                f"{scope}: already HALTED. Cancel all open orders: "
+                f"{cancel.broker_outcome} {cancel.broker_detail}",
+                messages.SUCCESS if cancel.broker_outcome == "succeeded" else messages.ERROR,
+            )
         else:
             self.message_user(
                 request, f"{scope}: already {result.state.state}; nothing changed.", messages.INFO

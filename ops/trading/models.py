@@ -196,3 +196,13 @@ class BrokerCancellation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} cancel all orders by {self.actor}: {self.broker_outcome}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError(
+                "Broker cancellations are append-only; only their outcome is recorded, by update."
+            )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Broker cancellations are append-only; they are never deleted.")
