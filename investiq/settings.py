@@ -59,7 +59,7 @@ if env.bool("METRICS_MIDDLEWARE", default=True):
         "django_prometheus.middleware.PrometheusBeforeMiddleware",
         "ops.monitoring.middleware.MetricsMiddleware",
         *MIDDLEWARE,
-        "django_prometheus.middleware.PrometheusAfterMiddleware",
+        "ops.monitoring.middleware.PrometheusAfterMiddleware",
     ]
 
 ROOT_URLCONF = "investiq.urls"

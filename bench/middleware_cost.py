@@ -1,0 +1,123 @@
+"""CPU cost of the metrics middleware per request, in instructions (valgrind callgrind).
+
+Run from the README's venv (needs valgrind: apt-get install valgrind):
+    .venv/bin/python bench/middleware_cost.py
+Wall-clock req/s on a shared 2-core VM swings by ±8% between rounds (see
+metrics_overhead.py), more than the effect measured. Instruction counts do not:
+callgrind counts the same total for the same run whatever else the machine does.
+
+Each variant runs the same API view (GET /api/v1/trading/status: token check and
+trading-state read, the gate's read path) through a Django WSGI handler in one
+process, in prometheus_client multiprocess mode as under gunicorn, once with 50 and
+once with 250 requests; the difference / 200 is the cost of one request without
+start-up. Variants: no metrics middleware; only ours (ops.monitoring); only
+django-prometheus's; both (what runs in production).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "iq_bench-token-not-secret"  # noqa: S105 - a throwaway database
+OURS = ("ops.monitoring.middleware.RejectUnknownMethods", "ops.monitoring.middleware.MetricsMiddleware")
+THEIRS = (
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "ops.monitoring.middleware.PrometheusAfterMiddleware",
+)
+VARIANTS = {"none": OURS + THEIRS, "ours only": THEIRS, "django-prometheus only": OURS, "both": ()}
+
+
+def serve(requests: int, drop: list[str]) -> None:
+    """Child process: answer `requests` requests with the middleware in `drop` removed."""
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import RequestFactory
+
+    from ops.models import ApiClient
+
+    ApiClient.objects.get_or_create(
+        name="bench",
+        defaults={"token_hash": hashlib.sha256(TOKEN.encode()).hexdigest(), "token_hint": "iq_b"},
+    )
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m not in drop]
+    handler = WSGIHandler()
+    environ = (
+        RequestFactory()
+        .get(
+            "/api/v1/trading/status?symbol=AAPL&strategy=momentum",
+            HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+            HTTP_HOST="127.0.0.1",
+        )
+        .environ
+    )
+    statuses: list[str] = []
+    for _ in range(20 + requests):  # 20 to warm caches and create the metric children
+        b"".join(handler({**environ, "wsgi.input": io.BytesIO(b"")}, lambda s, h, *a: statuses.append(s)))
+    assert all(status.startswith("200") for status in statuses), set(statuses)
+
+
+def instructions(requests: int, drop: tuple[str, ...], env: dict[str, str]) -> int:
+    with tempfile.TemporaryDirectory() as multiproc:
+        out = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                sys.executable,
+                __file__,
+                "--serve",
+                str(requests),
+                ",".join(drop),
+            ],
+            env={**env, "PROMETHEUS_MULTIPROC_DIR": multiproc},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
+    return int(re.search(r"Collected : (\d+)", out).group(1))
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "investiq.settings",
+            "SECRET_KEY": "bench",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
+            "LOG_LEVEL": "ERROR",
+            "METRICS_MIDDLEWARE": "true",
+            # Same hash seed every run: dict layouts, and so instruction counts, repeat.
+            "PYTHONHASHSEED": "0",
+        }
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        per_request = {}
+        for name, drop in VARIANTS.items():
+            per_request[name] = (instructions(250, drop, env) - instructions(50, drop, env)) / 200
+            print(f"{name:>24}: {per_request[name]:>12,.0f} instructions/request")
+    base = per_request["none"]
+    for name in ("ours only", "django-prometheus only", "both"):
+        extra = per_request[name] - base
+        print(
+            f"{name:>24}: +{extra:>10,.0f} ({extra / base * 100:4.1f}%)   implied throughput ratio "
+            f"{base / per_request[name]:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        serve(int(sys.argv[2]), [m for m in sys.argv[3].split(",") if m])
+    else:
+        main()
