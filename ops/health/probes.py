@@ -12,6 +12,7 @@ from django.db import connection
 
 from ops.health.exceptions import DependencyUnavailable, NotConfigured
 from ops.http import OutboundError, Timeout, request_json
+from ops.trading import broker
 
 
 def _timeout() -> Timeout:
@@ -85,12 +86,9 @@ class Alpaca:
     name: str = "alpaca"
 
     def run(self) -> str:
-        if not (settings.ALPACA_BASE_URL and settings.ALPACA_KEY_ID and settings.ALPACA_SECRET_KEY):
+        if not broker.alpaca_configured():
             raise NotConfigured("ALPACA_KEY_ID / ALPACA_SECRET_KEY are not set")
-        body = _get_json(
-            settings.ALPACA_BASE_URL.rstrip("/") + "/v2/clock",
-            {"APCA-API-KEY-ID": settings.ALPACA_KEY_ID, "APCA-API-SECRET-KEY": settings.ALPACA_SECRET_KEY},
-        )
+        body = _get_json(broker.alpaca_url("/v2/clock"), broker.alpaca_headers())
         if not isinstance(body, dict) or "is_open" not in body:
             raise DependencyUnavailable(f"unexpected answer: {body!r:.200}")
         return "market open" if body["is_open"] else "market closed"

@@ -1,6 +1,6 @@
 """Scrape-time metrics read from the database: the same truth from every worker and host.
 
-Cost per scrape: five small queries whose result sizes depend on the number of
+Cost per scrape: three small queries whose result sizes depend on the number of
 labels and non-active scopes, never on the number of trades (see MetricCounter).
 """
 
@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ops.health.models import DependencyStatus, Health
+from ops.models import Side, Signal
 from ops.monitoring.metrics import COLLECTED
 from ops.monitoring.models import MetricCounter
 from ops.trading.models import GLOBAL_SCOPE, SEVERITY, State, TradingState
@@ -51,18 +52,20 @@ class DatabaseCollector(Collector):
         yield up
 
     def _families(self) -> Iterator[Metric]:
+        counters = MetricCounter.objects.all_totals()
         for name, counter, label_names in (
-            ("investiq_trades_total", "trades", ["buy", "sell"]),
-            ("investiq_analyses_total", "analyses", ["buy", "sell", "hold"]),
+            ("investiq_trades_total", "trades", Side.values),
+            ("investiq_analyses_total", "analyses", Signal.values),
         ):
             family = _family(name)
-            totals = MetricCounter.objects.totals(counter)
+            totals = counters.get(counter, {})
+            # Every choice is exported, at 0 until the first row, so rate() has a series.
             for label in sorted(set(label_names) | set(totals)):
                 family.add_metric([label], float(totals.get(label, 0)))
             yield family
 
         changes = _family("investiq_trading_state_changes_total")
-        for label, total in MetricCounter.objects.totals("trading_state_changes").items():
+        for label, total in counters.get("trading_state_changes", {}).items():
             to_state, _, source = label.partition(MetricCounter.SEPARATOR)
             changes.add_metric([to_state, source], float(total))
         yield changes

@@ -9,8 +9,15 @@ from django.db.models import Sum
 class MetricCounterQuerySet(models.QuerySet):
     def totals(self, name: str) -> dict[str, int]:
         """label -> total over the shards; reads at most SHARDS rows per label."""
-        rows = self.filter(name=name).values("label").annotate(total=Sum("value")).order_by("label")
-        return {row["label"]: int(row["total"]) for row in rows}
+        return self.filter(name=name).all_totals().get(name, {})
+
+    def all_totals(self) -> dict[str, dict[str, int]]:
+        """name -> label -> total, in one grouped query (what a scrape needs)."""
+        rows = self.values("name", "label").annotate(total=Sum("value")).order_by("name", "label")
+        totals: dict[str, dict[str, int]] = {}
+        for row in rows:
+            totals.setdefault(row["name"], {})[row["label"]] = int(row["total"])
+        return totals
 
 
 class MetricCounter(models.Model):

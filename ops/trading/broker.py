@@ -17,18 +17,26 @@ def alpaca_timeout() -> Timeout:
     return Timeout(settings.ALPACA_CONNECT_TIMEOUT, settings.ALPACA_READ_TIMEOUT)
 
 
+def alpaca_configured() -> bool:
+    return bool(settings.ALPACA_BASE_URL and settings.ALPACA_KEY_ID and settings.ALPACA_SECRET_KEY)
+
+
+def alpaca_url(path: str) -> str:
+    return settings.ALPACA_BASE_URL.rstrip("/") + path
+
+
 def alpaca_headers() -> dict[str, str]:
     return {"APCA-API-KEY-ID": settings.ALPACA_KEY_ID, "APCA-API-SECRET-KEY": settings.ALPACA_SECRET_KEY}
 
 
 def cancel_open_orders() -> dict[str, Any]:
     """DELETE /v2/orders. Returns the outcome as stored on the event; never raises."""
-    if not (settings.ALPACA_BASE_URL and settings.ALPACA_KEY_ID and settings.ALPACA_SECRET_KEY):
+    if not alpaca_configured():
         return {
             "ok": False,
             "error": "Alpaca is not configured (ALPACA_BASE_URL, ALPACA_KEY_ID, ALPACA_SECRET_KEY).",
         }
-    url = settings.ALPACA_BASE_URL.rstrip("/") + "/v2/orders"
+    url = alpaca_url("/v2/orders")
     try:
         # Alpaca answers 207 Multi-Status: one entry per order with its own status.
         response = request_json(
