@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+# The scripts run as `python bench/x.py`: make the project importable for the shared helpers.
+sys.path.insert(0, str(ROOT))
+
+from ops.tests.processes import free_port, start_process, stop_process, wait_until_ready  # noqa: E402
+
 # A role that may CREATE DATABASE; the databases are dropped again at the end.
 ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def database_url(name: str) -> str:
@@ -73,36 +68,14 @@ def gunicorn(database: str, workers: int = 1, **env: str) -> Iterator[str]:
             "LOG_LEVEL": "WARNING",
             **env,
         }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "investiq.wsgi",
-                "-c",
-                "gunicorn.conf.py",
-                "--access-logfile",
-                "/dev/null",
-            ],
-            cwd=ROOT,
-            env=server_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        server = start_process(
+            ["gunicorn", "investiq.wsgi", "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null"],
+            server_env,
+            None,
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not start")
-                time.sleep(0.2)
+            wait_until_ready(f"{url}/healthz", server)
             yield url
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+            stop_process(server)

@@ -94,6 +94,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # web, worker and beat share the file: wait for a writer instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
     VAR_DIR.mkdir(parents=True, exist_ok=True)
+    # Tests use a file, not Django's in-memory default: an in-memory database dies with
+    # its last connection, so a test that disconnects the database (or a subprocess such
+    # as gunicorn or a Celery worker that needs the same data) cannot work with it.
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(VAR_DIR / "test-investiq.sqlite3"))
 else:
     # A stuck query must not hold a gunicorn worker (or the trade gate) forever.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(

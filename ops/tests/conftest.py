@@ -3,10 +3,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +12,7 @@ from django.test import Client
 
 from conftest import require_service
 from ops.models import ApiClient
+from ops.tests.processes import ROOT, free_port, start_process, stop_process, wait_until_ready  # noqa: F401
 
 
 @pytest.fixture
@@ -78,32 +75,6 @@ def database_down_with_token(transactional_db):
         value = _Token(token)
         value.saved = saved
         yield value
-
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """`python -m <args>` in the project, in its own process group, output to `log`."""
-    with log.open("w") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", *args],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    """Stop a process started by start_process, and everything it forked."""
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def celery_worker(queue: str) -> list[str]:

@@ -10,16 +10,11 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from ops.tests.conftest import database_url, start_process, stop_process
+from ops.tests.conftest import database_url
+from ops.tests.processes import NotReady, free_port, start_process, stop_process, wait_until_ready
 from ops.trading import service
 
 WORKERS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -40,16 +35,10 @@ def gunicorn_url(transactional_db, postgres, tmp_path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text()[-2000:])
-            time.sleep(0.2)
+        try:
+            wait_until_ready(f"{url}/readyz", server)
+        except NotReady as exc:
+            pytest.fail(f"gunicorn did not start: {exc}\n" + (tmp_path / "gunicorn.log").read_text()[-2000:])
         yield url, multiproc
     finally:
         stop_process(server)
