@@ -4,6 +4,7 @@ Defaults are those of a laptop with nothing installed: SQLite and a file-system 
 broker. Production sets DATABASE_URL and REDIS_URL (compose.yaml does).
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -18,14 +19,41 @@ VAR_DIR = Path(env.str("INVESTIQ_VAR_DIR", default=str(BASE_DIR / "var")))
 # Off unless asked for: a trading console must never leak tracebacks by accident.
 DEBUG = env.bool("DEBUG", default=False)
 
+# The embedded default is a laptop with nothing configured: no DATABASE_URL and no
+# SECRET_KEY. There a key is generated once and kept in var/, so `make run` and every
+# documented `manage.py` command work without exporting anything. Any deployment sets
+# SECRET_KEY (compose.yaml requires it), and then every production check applies.
+EMBEDDED_DEFAULT = not env.str("DATABASE_URL", default="") and not env.str("SECRET_KEY", default="")
+
+
+def _local_secret_key(path: Path) -> str:
+    """The key of this checkout's embedded default, created on first use (owner-only)."""
+    import secrets
+
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    try:
+        # O_EXCL: when web, worker and beat start at once, the first one's key wins.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        file.write(key)
+    return key
+
+
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
-    if not DEBUG:
+    if not (DEBUG or EMBEDDED_DEFAULT):
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set it in the environment (see .env.example), "
-            "or set DEBUG=true for local development."
+            "SECRET_KEY is not set. Set it in the environment (see .env.example); only the "
+            "embedded default (no DATABASE_URL) or DEBUG=true generates one under var/."
         )
-    SECRET_KEY = "django-insecure-local-development-only-not-for-any-deployment"  # noqa: S105 - DEBUG only
+    SECRET_KEY = _local_secret_key(VAR_DIR / "secret_key")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -232,8 +260,9 @@ LOGGING = {
 }
 
 # --- Kill switch ----------------------------------------------------------------------
-# Resuming needs a second supervisor to approve; on unless DEBUG (a laptop has one user).
-TRADING_TWO_PERSON_RESUME = env.bool("TRADING_TWO_PERSON_RESUME", default=not DEBUG)
+# Resuming needs a second supervisor to approve. On by default everywhere, the laptop
+# demo included (it seeds two supervisors), so the demo behaves like production.
+TRADING_TWO_PERSON_RESUME = env.bool("TRADING_TWO_PERSON_RESUME", default=True)
 TRADING_RESUME_REQUEST_TTL_MINUTES = env.int("TRADING_RESUME_REQUEST_TTL_MINUTES", default=15)
 
 # --- Alpaca (broker) -------------------------------------------------------------------

@@ -6,13 +6,19 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 
 
+def _deployed() -> bool:
+    """Deployment warnings apply unless this is DEBUG or the embedded default (a laptop
+    with neither DATABASE_URL nor SECRET_KEY set, where they would only be noise)."""
+    return not (settings.DEBUG or settings.EMBEDDED_DEFAULT)
+
+
 @register()
 def check_database(app_configs, **kwargs):
     engine = settings.DATABASES["default"]["ENGINE"]
-    if not settings.DEBUG and engine.endswith("sqlite3"):
+    if _deployed() and engine.endswith("sqlite3"):
         return [
             Warning(
-                "SQLite is the database outside DEBUG.",
+                "SQLite is the database of a deployment (SECRET_KEY set, DEBUG off).",
                 hint="Set DATABASE_URL=postgres://... : halts and trades need Postgres's "
                 "row locks and concurrent writers in production.",
                 id="ops.W001",
@@ -33,10 +39,10 @@ def check_broker(app_configs, **kwargs):
                 id="ops.E001",
             )
         )
-    elif url.startswith("filesystem://") and not settings.DEBUG:
+    elif url.startswith("filesystem://") and _deployed():
         problems.append(
             Warning(
-                "The Celery broker is the local file-system transport outside DEBUG.",
+                "The Celery broker is the local file-system transport in a deployment.",
                 hint="Set REDIS_URL (or CELERY_BROKER_URL) so workers on other hosts get tasks.",
                 id="ops.W002",
             )
@@ -54,7 +60,7 @@ def check_broker(app_configs, **kwargs):
 
 @register()
 def check_metrics_token(app_configs, **kwargs):
-    if not settings.DEBUG and not settings.METRICS_TOKEN:
+    if _deployed() and not settings.METRICS_TOKEN:
         return [
             Warning(
                 "METRICS_TOKEN is not set: /metrics is open to anyone who can reach the web port.",

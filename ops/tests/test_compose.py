@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,6 +25,9 @@ def compose_config(tmp_path: Path, env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(compose_binary()), "-f", "compose.yaml", "config", "--format", "json"],
         cwd=tmp_path,
+        # Compose also interpolates from its own environment: give it none of ours
+        # (the test run exports SECRET_KEY), so only the .env file counts.
+        env={"PATH": os.environ.get("PATH", "")},
         capture_output=True,
         text=True,
         timeout=60,
@@ -76,3 +80,16 @@ def test_compose_refuses_to_start_without_a_database_password(tmp_path):
     result = compose_config(tmp_path, example_env(POSTGRES_PASSWORD=""))
     assert result.returncode != 0
     assert "POSTGRES_PASSWORD" in result.stderr
+
+
+def test_compose_never_runs_the_app_with_debug_even_when_env_says_so(tmp_path):
+    result = compose_config(tmp_path, example_env(DEBUG="true"))
+    assert result.returncode == 0, result.stderr
+    for name in ("migrate", "web", "worker", "beat"):
+        assert json.loads(result.stdout)["services"][name]["environment"]["DEBUG"] == "false", name
+
+
+def test_compose_refuses_to_start_without_a_secret_key(tmp_path):
+    result = compose_config(tmp_path, example_env(SECRET_KEY=""))
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr

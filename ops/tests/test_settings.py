@@ -10,8 +10,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+def run_manage(*args: str, env: dict[str, str], newcomer: bool = False) -> subprocess.CompletedProcess:
+    """manage.py in a fresh interpreter; `newcomer` also drops every service URL, as on a
+    laptop where nothing is configured."""
+    dropped = {"SECRET_KEY", "DEBUG"}
+    if newcomer:
+        dropped |= {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "INVESTIQ_VAR_DIR"}
+    base = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -22,10 +27,27 @@ def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
-def test_it_refuses_to_start_without_secret_key_when_debug_is_off():
-    result = run_manage("check", env={})
+def test_a_deployment_refuses_to_start_without_secret_key():
+    result = run_manage("check", env={"DATABASE_URL": "postgres://investiq@db.internal:5432/investiq"})
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_the_documented_commands_work_on_the_embedded_default_without_exports(tmp_path):
+    # A newcomer runs `manage.py trading status` outside `make run`: no DEBUG, no
+    # SECRET_KEY, no DATABASE_URL. A key is generated once under var/ and reused.
+    env = {"INVESTIQ_VAR_DIR": str(tmp_path)}
+    assert run_manage("migrate", "-v0", env=env, newcomer=True).returncode == 0
+    result = run_manage("trading", "status", env=env, newcomer=True)
+    assert result.returncode == 0, result.stderr
+    assert "global" in result.stdout
+    # No deployment warnings (SQLite, file broker, metrics token) for a laptop.
+    assert "ops.W00" not in result.stderr
+    key_file = tmp_path / "secret_key"
+    key = key_file.read_text()
+    assert len(key) >= 50 and key_file.stat().st_mode & 0o777 == 0o600
+    assert run_manage("check", env=env, newcomer=True).returncode == 0
+    assert key_file.read_text() == key
 
 
 def test_debug_mode_starts_without_a_secret_key():
