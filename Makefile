@@ -7,6 +7,16 @@ PORT ?= 8000
 
 .PHONY: run test lint format install clean
 
+# honcho SIGKILLs whatever still runs 5 s after Ctrl-C; Celery's warm shutdown lets a
+# running task (a probe cycle, a broker cancel) finish and needs longer than that.
+define HONCHO
+import sys, honcho.command, honcho.manager
+honcho.manager.KILL_WAIT = 30
+sys.argv = ["honcho", "start", "-f", "Procfile"]
+honcho.command.main()
+endef
+export HONCHO
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -27,7 +37,7 @@ run: install
 	@echo "InvestIQ Ops Console: http://127.0.0.1:$(PORT)/   admin: http://127.0.0.1:$(PORT)/admin/"
 	@echo "Stop with Ctrl-C."
 	@echo ""
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -c "$$HONCHO"
 
 # Uses Postgres/Redis when DATABASE_URL / REDIS_URL point at them, else SQLite with the
 # service tests skipped (INVESTIQ_REQUIRE_SERVICES=1 turns those skips into failures).

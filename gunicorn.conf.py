@@ -1,7 +1,9 @@
 """gunicorn settings shared by the Procfile and compose.yaml."""
 
 import os
-import shutil
+import re
+import socket
+import sys
 from pathlib import Path
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -14,17 +16,67 @@ errorlog = "-"
 
 # prometheus_client multiprocess mode: every worker writes its metrics to files in
 # this folder and /metrics sums them. It must be in the environment before any worker
-# imports prometheus_client, i.e. here, in the master, before the fork.
+# imports prometheus_client, i.e. here, in the master, before the fork. The default is
+# one folder per listen address, so two instances on one checkout never share (or
+# clean up) each other's files.
 _default_dir = (
-    Path(os.environ.get("INVESTIQ_VAR_DIR", Path(__file__).resolve().parent / "var")) / "prometheus"
+    Path(os.environ.get("INVESTIQ_VAR_DIR", Path(__file__).resolve().parent / "var"))
+    / "prometheus"
+    / re.sub(r"[^A-Za-z0-9.-]", "_", bind)
 )
 MULTIPROC_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_default_dir))
 
+# prometheus_client names its files <kind>_<pid>.db (e.g. counter_123.db, gauge_livesum_123.db).
+_PID_FILE = re.compile(r"_(\d+)\.db\Z")
+
+
+def _refuse_if_taken(server) -> None:
+    """Stop before touching anything when another server already listens on our address.
+
+    gunicorn itself would only give up after a few bind retries; by then a hook that
+    cleans the metrics folder would already have wiped the running instance's series.
+    """
+    for address in server.cfg.address:
+        if not isinstance(address, tuple):
+            continue  # a unix socket path: gunicorn reports that one itself
+        host, port = address[0], address[1]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # Like gunicorn's own socket: a TIME_WAIT leftover is not "taken", a listener is.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                server.log.error(
+                    "%s:%s is already in use (%s): is another instance running? "
+                    "Stop it, or choose another port (make run PORT=8001, GUNICORN_BIND=...).",
+                    host,
+                    port,
+                    exc.strerror,
+                )
+                sys.exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
 
 def on_starting(server) -> None:
-    # Files from a previous run would be added to this run's counters: wipe them.
-    shutil.rmtree(MULTIPROC_DIR, ignore_errors=True)
-    Path(MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+    _refuse_if_taken(server)
+    folder = Path(MULTIPROC_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    # Files of dead processes would be added to this run's counters. Only those go:
+    # never a live process's files, whoever it belongs to.
+    for path in folder.glob("*.db"):
+        match = _PID_FILE.search(path.name)
+        if match and not _alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
 
 
 def child_exit(server, worker) -> None:

@@ -17,6 +17,16 @@ from ops.models import Analysis, Signal, Trade
 from ops.records import TradeOrder, lock_position, record_analysis, record_trade
 
 DEMO_USERNAME = "demo"
+# The people of the demo, so that every role and the two-person resume can be tried:
+# username -> role. `demo` is also a superuser (the admin's user screens); the kill
+# switch ignores that flag and goes by the role.
+DEMO_USERS = {
+    DEMO_USERNAME: "ops_supervisor",
+    "alice": "ops_operator",
+    "bob": "ops_supervisor",
+    "carol": "ops_supervisor",
+    "vera": "ops_viewer",
+}
 # Rough mid prices so the numbers on screen look like a real book.
 SYMBOLS = {
     "AAPL": 228,
@@ -38,18 +48,19 @@ ANALYSES_PER_DAY = 40
 class SeedResult:
     trades: int
     analyses: int
-    username: str
-    password: str | None  # None when the user already existed
+    # username -> (role, password) for the logins created by this run; existing ones keep
+    # their passwords and are not listed.
+    logins: dict[str, tuple[str, str]]
 
 
 def seed(now: datetime | None = None) -> SeedResult:
     """Idempotent: a second run adds nothing and leaves the demo password alone."""
     now = now or timezone.now()
     with transaction.atomic():
-        password = _ensure_demo_user()
+        logins = _ensure_demo_users()
         if Trade.objects.demo().exists():
             # All demo rows are written in one transaction, so some means all.
-            return SeedResult(0, 0, DEMO_USERNAME, password)
+            return SeedResult(0, 0, logins)
         # Many trades in one transaction: take every position lock first, in one order,
         # so this never holds a counter row while waiting for a position (deadlock).
         for strategy, symbol in sorted((st, sy) for st in STRATEGIES for sy in SYMBOLS):
@@ -86,23 +97,28 @@ def seed(now: datetime | None = None) -> SeedResult:
                     }
                 )
                 analyses += 1
-    return SeedResult(trades, analyses, DEMO_USERNAME, password)
+    return SeedResult(trades, analyses, logins)
 
 
 def _price(rng: random.Random, symbol: str) -> Decimal:
     return (Decimal(SYMBOLS[symbol]) * Decimal(1 + rng.uniform(-0.02, 0.02))).quantize(Decimal("0.01"))
 
 
-def _ensure_demo_user() -> str | None:
+def _ensure_demo_users() -> dict[str, tuple[str, str]]:
     User = get_user_model()
-    if User.objects.filter(username=DEMO_USERNAME).exists():
-        return None
-    # Never a fixed password: even a demo login must not be guessable from the source.
-    password = secrets.token_urlsafe(12)
-    user = User.objects.create_superuser(DEMO_USERNAME, email="", password=password)
-    # The kill switch checks roles, not the superuser flag: the demo login supervises.
-    user.groups.add(Group.objects.get(name="ops_supervisor"))
-    return password
+    created = {}
+    for username, role in DEMO_USERS.items():
+        if User.objects.filter(username=username).exists():
+            continue
+        # Never a fixed password: even a demo login must not be guessable from the source.
+        password = secrets.token_urlsafe(12)
+        if username == DEMO_USERNAME:
+            user = User.objects.create_superuser(username, email="", password=password)
+        else:
+            user = User.objects.create_user(username, password=password, is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        created[username] = (role, password)
+    return created
 
 
 def demo_counts() -> tuple[int, int]:

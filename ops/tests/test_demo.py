@@ -1,9 +1,25 @@
 from __future__ import annotations
 
+import re
+import shlex
+
+import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
+from ops.demo import DEMO_USERS
 from ops.models import Analysis, Trade
+from ops.tests.processes import ROOT
+from ops.trading.models import ResumeRequest, TradingState
+from ops.trading.service import Actor
+
+LOGIN_LINE = re.compile(r"^\s+(\w+)\s+(ops_\w+)\s+(\S+)$", re.MULTILINE)
+
+
+@pytest.fixture
+def debug(settings):
+    settings.DEBUG = True
 
 
 def snapshot() -> tuple:
@@ -21,9 +37,13 @@ def snapshot() -> tuple:
     return trades, analyses, users
 
 
-def test_seed_demo_run_twice_equals_run_once(db, capsys):
+def seed_and_read_logins(capsys) -> dict[str, tuple[str, str]]:
     call_command("seed_demo")
-    first_output = capsys.readouterr().out
+    return {name: (role, password) for name, role, password in LOGIN_LINE.findall(capsys.readouterr().out)}
+
+
+def test_seed_demo_run_twice_equals_run_once(db, debug, capsys):
+    logins = seed_and_read_logins(capsys)
     once = snapshot()
     call_command("seed_demo")
     second_output = capsys.readouterr().out
@@ -31,13 +51,61 @@ def test_seed_demo_run_twice_equals_run_once(db, capsys):
     assert len(once[0]) == 180 and len(once[1]) == 120
     assert {t[1] for t in once[0]} >= {"AAPL", "MSFT", "BRK.B"}
     assert len({t[5] for t in once[0]}) >= 3
-    assert "Demo login: demo / " in first_output
-    assert "nothing added" in second_output and "password unchanged" in second_output
+    assert set(logins) == set(DEMO_USERS)
+    assert "nothing added" in second_output and "kept their passwords" in second_output
+    assert not LOGIN_LINE.search(second_output)  # passwords are shown once
 
 
-def test_the_demo_password_is_random_and_works(db, capsys):
-    call_command("seed_demo")
-    password = capsys.readouterr().out.split("Demo login: demo / ")[1].split()[0]
-    user = get_user_model().objects.get(username="demo")
-    assert user.is_staff and user.check_password(password)
-    assert len(password) >= 12
+def test_every_demo_login_works_with_its_role(db, debug, capsys):
+    logins = seed_and_read_logins(capsys)
+    for username, (role, password) in logins.items():
+        user = get_user_model().objects.get(username=username)
+        assert user.is_staff and user.check_password(password), username
+        assert len(password) >= 12
+        assert list(user.groups.values_list("name", flat=True)) == [role] == [DEMO_USERS[username]]
+
+
+def test_the_demo_has_two_supervisors_for_the_two_person_resume(db, debug, capsys):
+    logins = seed_and_read_logins(capsys)
+    supervisors = [name for name, (role, _) in logins.items() if role == "ops_supervisor"]
+    assert len(supervisors) >= 2
+    assert any(role == "ops_operator" for role, _ in logins.values())
+
+
+def test_seed_demo_refuses_without_debug_and_writes_nothing(db, settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="DEBUG"):
+        call_command("seed_demo")
+    assert not get_user_model().objects.exists()
+    assert not Trade.objects.exists()
+
+
+def test_seed_demo_with_force_seeds_without_debug(db, settings, capsys):
+    settings.DEBUG = False
+    call_command("seed_demo", "--force")
+    assert get_user_model().objects.filter(username="demo", is_superuser=True).exists()
+
+
+def readme_incident_commands() -> list[list[str]]:
+    """The `manage.py trading ...` lines of the README, as a newcomer would paste them."""
+    readme = (ROOT / "README.md").read_text()
+    lines = re.findall(r"^\.venv/bin/python manage\.py (trading .*)$", readme, re.MULTILINE)
+    return [shlex.split(line.split(" #")[0]) for line in lines]
+
+
+def test_the_readme_incident_commands_run_as_written_on_the_demo(db, debug, capsys, two_person_resume):
+    seed_and_read_logins(capsys)
+    commands = readme_incident_commands()
+    assert len(commands) >= 4
+    for args in commands:
+        call_command(*args)
+    out = capsys.readouterr().out
+    assert TradingState.objects.get(scope="global").state == "HALTED"
+    assert TradingState.objects.get(scope="symbol:TSLA").state == "REDUCING"
+    request = ResumeRequest.objects.get(scope="global")
+    assert request.requested_by.username == "bob" and f"#{request.pk}" in out
+    # The README then has carol approve it in the admin; the service accepts her.
+    from ops.trading.service import approve_resume
+
+    approve_resume(request.pk, approver=Actor.of(get_user_model().objects.get(username="carol")))
+    assert TradingState.objects.get(scope="global").state == "ACTIVE"

@@ -148,7 +148,7 @@ def test_trades_from_every_creation_path_are_counted(api, admin_client_logged_in
 
 
 def test_seed_demo_trades_are_counted(db):
-    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    call_command("seed_demo", "--force", stdout=open("/dev/null", "w"))  # noqa: SIM115
     text = scrape()
     counted = value(text, "investiq_trades_total", side="buy") + value(
         text, "investiq_trades_total", side="sell"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,11 +18,8 @@ from ops.trading import service
 WORKERS = 3
 
 
-@pytest.fixture
-def gunicorn_url(transactional_db, postgres, tmp_path):
-    port = free_port()
-    multiproc = tmp_path / "prometheus"
-    env = {
+def gunicorn_env(port: int, multiproc: Path) -> dict[str, str]:
+    return {
         "DATABASE_URL": database_url(),
         "SECRET_KEY": "gunicorn-test",
         "ALLOWED_HOSTS": "127.0.0.1",
@@ -30,9 +28,16 @@ def gunicorn_url(transactional_db, postgres, tmp_path):
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
         "METRICS_TOKEN": "",
     }
-    server = start_process(
-        ["gunicorn", "investiq.wsgi", "-c", "gunicorn.conf.py"], env, tmp_path / "gunicorn.log"
-    )
+
+
+GUNICORN = ["gunicorn", "investiq.wsgi", "-c", "gunicorn.conf.py"]
+
+
+@pytest.fixture
+def gunicorn_url(transactional_db, postgres, tmp_path):
+    port = free_port()
+    multiproc = tmp_path / "prometheus"
+    server = start_process(GUNICORN, gunicorn_env(port, multiproc), tmp_path / "gunicorn.log")
     url = f"http://127.0.0.1:{port}"
     try:
         try:
@@ -107,3 +112,34 @@ def test_a_halt_shows_on_the_very_next_scrape_from_any_worker(gunicorn_url):
     service.halt("global", reason="gunicorn test", actor=service.Actor.system("t", service.HALT))
     for _ in range(WORKERS * 3):
         assert scrape_value(url, "investiq_trading_halted") == 1
+
+
+def test_a_second_server_on_a_taken_port_refuses_and_leaves_the_live_metrics_alone(gunicorn_url, tmp_path):
+    url, multiproc = gunicorn_url
+    spread_over_workers(url, 5)
+    before = scrape_value(url, "investiq_requests_total", route="healthz")
+    files = sorted(path.name for path in Path(multiproc).glob("*.db"))
+    port = int(url.rsplit(":", 1)[1])
+    second = start_process(GUNICORN, gunicorn_env(port, multiproc), tmp_path / "second.log")
+    try:
+        assert second.wait(timeout=30) != 0
+    finally:
+        stop_process(second)
+    assert "already in use" in (tmp_path / "second.log").read_text()
+    assert sorted(path.name for path in Path(multiproc).glob("*.db")) == files
+    assert scrape_value(url, "investiq_requests_total", route="healthz") == before
+
+
+def test_a_restart_drops_the_dead_run_s_counters(transactional_db, postgres, tmp_path):
+    multiproc = tmp_path / "prometheus"
+    multiproc.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (multiproc / f"counter_{dead.pid}.db").write_bytes(b"stale")
+    port = free_port()
+    server = start_process(GUNICORN, gunicorn_env(port, multiproc), tmp_path / "gunicorn.log")
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}/healthz", server)
+        assert not (multiproc / f"counter_{dead.pid}.db").exists()
+    finally:
+        stop_process(server)
