@@ -69,7 +69,7 @@ FAILURES = {
     ),
     "wrong-shape": (
         lambda: Response(json.dumps(["a", "list"]), status=200, content_type="application/json"),
-        "",
+        "['a', 'list']",  # the answer it could not use, quoted in the detail
     ),
 }
 
