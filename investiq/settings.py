@@ -267,6 +267,13 @@ LOGGING = {
 TRADING_TWO_PERSON_RESUME = env.bool("TRADING_TWO_PERSON_RESUME", default=True)
 TRADING_RESUME_REQUEST_TTL_MINUTES = env.int("TRADING_RESUME_REQUEST_TTL_MINUTES", default=15)
 
+# --- Alerts -----------------------------------------------------------------------------
+# Alert-driven kill-switch actions, off unless set: a JSON object of alert name ->
+# "<scope>:<HALTED|REDUCING>", e.g. {"BrokerUnreachable": "global:HALTED"}. A firing alert
+# so mapped trips the kill switch once per occurrence (source alert:<name>); nothing
+# ever resumes automatically. Checked at start-up (ops.E004).
+ALERT_ACTIONS = env.json("ALERT_ACTIONS", default={})
+
 # --- Alpaca (broker) -------------------------------------------------------------------
 ALPACA_BASE_URL = env.str("ALPACA_BASE_URL", default="https://paper-api.alpaca.markets")
 ALPACA_KEY_ID = env.str("ALPACA_KEY_ID", default="")

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 
-from ops.models import Analysis, ApiClient, Trade
+from ops.models import DEFAULT_SCOPES, Analysis, ApiClient, Scope, Trade, normalize_scopes
 from ops.paginators import LargeTablePaginator
 from ops.records import ConflictingOrder, TradeOrder, record_trade
 
@@ -97,13 +98,37 @@ class AnalysisAdmin(LargeTableAdmin):
         return False
 
 
+class ApiClientForm(forms.ModelForm):
+    """Scopes as checkboxes; stored as the canonical comma-separated text."""
+
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=DEFAULT_SCOPES.split(","),
+        help_text="What this token may do. Alertmanager needs only 'alerts'.",
+    )
+
+    class Meta:
+        model = ApiClient
+        fields = ("name", "scopes")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["scopes"] = self.instance.scopes.split(",")
+
+    def clean_scopes(self) -> str:
+        return normalize_scopes(self.cleaned_data["scopes"])
+
+
 @admin.register(ApiClient)
 class ApiClientAdmin(admin.ModelAdmin):
-    list_display = ("name", "token_hint", "is_active", "created_at", "last_used_at", "revoked_at")
+    form = ApiClientForm
+    list_display = ("name", "token_hint", "scopes", "is_active", "created_at", "last_used_at", "revoked_at")
     list_filter = ("is_active",)
     search_fields = ("name",)
     readonly_fields = ("token_hint", "is_active", "created_at", "last_used_at", "revoked_at")
-    fields = ("name", "token_hint", "is_active", "created_at", "last_used_at", "revoked_at")
+    fields = ("name", "scopes", "token_hint", "is_active", "created_at", "last_used_at", "revoked_at")
     actions = ("revoke",)
 
     def save_model(self, request: HttpRequest, obj: ApiClient, form, change: bool) -> None:
@@ -128,5 +153,6 @@ class ApiClientAdmin(admin.ModelAdmin):
         self.message_user(request, f"Revoked {revoked} client(s).", messages.SUCCESS)
 
 
+from ops.alerts import admin as alerts_admin  # noqa: E402, F401 - registers the alert store admin
 from ops.health import admin as health_admin  # noqa: E402, F401 - registers the dependency admin
 from ops.trading import admin as trading_admin  # noqa: E402, F401 - registers the kill-switch admin

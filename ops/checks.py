@@ -85,3 +85,36 @@ def check_probe_timing(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def check_alert_actions(app_configs, **kwargs):
+    import re
+
+    from ops.alerts.actions import parse_action
+
+    actions = settings.ALERT_ACTIONS
+    if not isinstance(actions, dict):
+        return [
+            Error(
+                "ALERT_ACTIONS is not a JSON object.",
+                hint='Example: ALERT_ACTIONS=\'{"BrokerUnreachable": "global:HALTED"}\'',
+                id="ops.E004",
+            )
+        ]
+    problems = []
+    for name, action in actions.items():
+        try:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,79}", name):
+                raise ValueError(f"{name!r} is not an alert name (letters, digits, _; at most 80).")
+            parse_action(action if isinstance(action, str) else "")
+        except ValueError as exc:
+            problems.append(
+                Error(
+                    f"ALERT_ACTIONS[{name!r}]: {exc}",
+                    hint="Map alert names to '<scope>:HALTED' or '<scope>:REDUCING', scope being "
+                    "global, strategy:<name> or symbol:<TICKER>.",
+                    id="ops.E004",
+                )
+            )
+    return problems

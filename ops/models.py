@@ -37,6 +37,43 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class Scope(models.TextChoices):
+    """What a token may do; each API endpoint needs one of these."""
+
+    TRADES = "trades", "Submit trades (the pre-trade gate)"
+    ANALYSES = "analyses", "Record analyses"
+    ALERTS = "alerts", "Deliver Alertmanager notifications"
+    STATUS = "status", "Read the trading status and the alert store"
+
+
+DEFAULT_SCOPES = "trades,analyses,status"
+
+
+def normalize_scopes(value: str | list[str]) -> str:
+    """Canonical text for a set of scopes (declaration order); ValueError on unknown ones."""
+    names = value.split(",") if isinstance(value, str) else value
+    wanted = {name.strip() for name in names if name.strip()}
+    unknown = wanted - set(Scope.values)
+    if unknown:
+        raise ValueError(f"Unknown scope(s): {', '.join(sorted(unknown))}; use {', '.join(Scope.values)}.")
+    if not wanted:
+        raise ValueError(f"Give at least one scope of {', '.join(Scope.values)}.")
+    return ",".join(scope for scope in Scope.values if scope in wanted)
+
+
+def validate_scopes(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    try:
+        if normalize_scopes(value) != value:
+            raise ValidationError(
+                "Scopes must be comma-separated, without repeats, in the order trades, "
+                "analyses, alerts, status."
+            )
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 class ApiClientQuerySet(models.QuerySet):
     def active(self) -> ApiClientQuerySet:
         return self.filter(is_active=True)
@@ -59,6 +96,12 @@ class ApiClient(models.Model):
         max_length=12, editable=False, help_text="First characters of the token, to recognise it."
     )
     is_active = models.BooleanField(default=True)
+    scopes = models.CharField(
+        max_length=64,
+        default=DEFAULT_SCOPES,
+        validators=[validate_scopes],
+        help_text="Comma-separated: trades, analyses, alerts, status.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -68,6 +111,14 @@ class ApiClient(models.Model):
     class Meta:
         ordering = ("name",)
         verbose_name = "API client"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    scopes__regex=r"^(trades|analyses|alerts|status)(,(trades|analyses|alerts|status))*$"
+                ),
+                name="apiclient_scopes_known",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.token_hint}…)" if self.is_active else f"{self.name} (revoked)"
@@ -79,9 +130,12 @@ class ApiClient(models.Model):
         self.token_hint = token[:10]
         return token
 
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes.split(",")
+
     @classmethod
-    def issue(cls, name: str) -> tuple[ApiClient, str]:
-        client = cls(name=name)
+    def issue(cls, name: str, scopes: str = DEFAULT_SCOPES) -> tuple[ApiClient, str]:
+        client = cls(name=name, scopes=normalize_scopes(scopes))
         token = client.set_new_token()
         client.save()
         return client, token
@@ -203,6 +257,7 @@ class Analysis(models.Model):
 
 # The kill-switch models live with their service in ops/trading/; importing them here
 # registers them with the ops app.
+from ops.alerts.models import Alert  # noqa: E402
 from ops.health.models import DependencyCheck, DependencyStatus, ProbeCycle  # noqa: E402
 from ops.monitoring.models import MetricCounter  # noqa: E402
 from ops.trading.models import (  # noqa: E402
@@ -213,6 +268,7 @@ from ops.trading.models import (  # noqa: E402
 )
 
 __all__ = [
+    "Alert",
     "Analysis",
     "ApiClient",
     "DependencyCheck",

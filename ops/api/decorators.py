@@ -20,9 +20,9 @@ ApiView = Callable[[HttpRequest, ApiClient], HttpResponse]
 
 
 def api_view(
-    *methods: str, unavailable: str = "database_unavailable"
+    *methods: str, scope: str, unavailable: str = "database_unavailable"
 ) -> Callable[[ApiView], Callable[[HttpRequest], HttpResponse]]:
-    """Method check, bearer auth and the JSON error shape, in that order.
+    """Method check, bearer auth, the token's scope and the JSON error shape, in that order.
 
     `unavailable` is the error code when the database cannot be reached at all (the
     trade gate says trading_state_unavailable: it cannot know the state, so it refuses).
@@ -44,6 +44,12 @@ def api_view(
                 )
             try:
                 client = authenticate(request)
+                if not client.has_scope(scope):
+                    raise ApiError(
+                        403,
+                        "forbidden_scope",
+                        f"This token lacks the '{scope}' scope (it has: {client.scopes}).",
+                    )
                 return view(request, client, *args, **kwargs)
             except ApiError as exc:
                 return exc.response()

@@ -10,7 +10,7 @@ from ops.api.decorators import api_view
 from ops.api.errors import ApiError
 from ops.api.parsing import read_json_object
 from ops.api.schemas import AnalysisForm, TradeForm, TradingStatusForm
-from ops.models import Analysis, ApiClient, Trade
+from ops.models import Analysis, ApiClient, Scope, Trade
 from ops.monitoring.metrics import ORDERS_DENIED
 from ops.records import ConflictingOrder, TradeOrder, record_analysis
 from ops.trading.gate import TradeDenied, TradingStateUnavailable, effective_state, position_of, submit_trade
@@ -50,7 +50,7 @@ def analysis_json(analysis: Analysis) -> dict:
     }
 
 
-@api_view("POST", unavailable="trading_state_unavailable")
+@api_view("POST", scope=Scope.TRADES, unavailable="trading_state_unavailable")
 def create_trade(request: HttpRequest, client: ApiClient) -> JsonResponse:
     order = TradeOrder.from_dict(TradeForm.validate(read_json_object(request)))
     try:
@@ -74,14 +74,14 @@ def create_trade(request: HttpRequest, client: ApiClient) -> JsonResponse:
     return JsonResponse(trade_json(trade), status=201 if created else 200)
 
 
-@api_view("POST")
+@api_view("POST", scope=Scope.ANALYSES)
 def create_analysis(request: HttpRequest, client: ApiClient) -> JsonResponse:
     data = AnalysisForm.validate(read_json_object(request))
     analysis = record_analysis(data, api_client=client)
     return JsonResponse(analysis_json(analysis), status=201)
 
 
-@api_view("GET", unavailable="trading_state_unavailable")
+@api_view("GET", scope=Scope.STATUS, unavailable="trading_state_unavailable")
 def trading_status(request: HttpRequest, client: ApiClient) -> JsonResponse:
     repeated = sorted(key for key, values in request.GET.lists() if len(values) > 1)
     if repeated:

@@ -104,7 +104,9 @@ def test_a_saved_trade_cannot_be_edited_or_deleted(admin_client_logged_in):
 
 
 def test_creating_an_api_client_in_the_admin_shows_its_token_once(admin_client_logged_in):
-    response = admin_client_logged_in.post("/admin/ops/apiclient/add/", {"name": "alertmanager"}, follow=True)
+    response = admin_client_logged_in.post(
+        "/admin/ops/apiclient/add/", {"name": "alertmanager", "scopes": ["alerts"]}, follow=True
+    )
     messages = [str(m) for m in response.context["messages"]]
     token = re.search(r"(iq_\S+)$", next(m for m in messages if "Token for" in m)).group(1)
     assert ApiClient.objects.for_token(token).name == "alertmanager"

@@ -1,0 +1,66 @@
+"""The alert store: one row per Alertmanager alert occurrence (fingerprint + startsAt)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from ops.trading.models import TradingEvent
+
+
+class AlertStatus(models.TextChoices):
+    FIRING = "firing", "Firing"
+    RESOLVED = "resolved", "Resolved"
+
+
+class AlertQuerySet(models.QuerySet):
+    def firing(self) -> AlertQuerySet:
+        return self.filter(status=AlertStatus.FIRING)
+
+    def with_status(self, status: str) -> AlertQuerySet:
+        """`firing`, `resolved` or `all`."""
+        return self if status == "all" else self.filter(status=status)
+
+    def newest_first(self) -> AlertQuerySet:
+        return self.order_by("-starts_at", "-id")
+
+
+class Alert(models.Model):
+    """One occurrence of an alert. `resolved` is final: a late redelivery of the firing
+    notification never reopens it; the same alert firing again has a new startsAt and so
+    is a new row."""
+
+    fingerprint = models.CharField(max_length=64)
+    starts_at = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=AlertStatus.choices)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    alertname = models.CharField(max_length=200, blank=True)
+    severity = models.CharField(max_length=50, blank=True)
+    summary = models.TextField(blank=True)
+    description = models.TextField(blank=True)
+    runbook_url = models.CharField(max_length=1000, blank=True)
+    generator_url = models.CharField(max_length=2000, blank=True)
+    labels = models.JSONField(default=dict)
+    annotations = models.JSONField(default=dict)
+    first_received_at = models.DateTimeField(default=timezone.now)
+    last_received_at = models.DateTimeField(default=timezone.now)
+    # Set, in the same transaction as the kill-switch change, when an ALERT_ACTIONS
+    # mapping acted on this occurrence: the guard that makes it act once.
+    action_taken_at = models.DateTimeField(null=True, blank=True)
+    action_event = models.ForeignKey(
+        TradingEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts"
+    )
+
+    objects = AlertQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-starts_at", "-id")
+        constraints = [
+            models.UniqueConstraint(fields=["fingerprint", "starts_at"], name="alert_occurrence_unique"),
+            models.CheckConstraint(condition=Q(status__in=AlertStatus.values), name="alert_status_valid"),
+        ]
+        indexes = [models.Index(fields=["status", "-starts_at"], name="alert_status_starts_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.alertname or self.fingerprint} {self.status} since {self.starts_at:%Y-%m-%d %H:%M:%S}"
