@@ -99,15 +99,6 @@ class ApiClient(models.Model):
 
 
 class TradeQuerySet(models.QuerySet):
-    def for_symbol(self, symbol: str) -> TradeQuerySet:
-        return self.filter(symbol=symbol)
-
-    def for_strategy(self, strategy: str) -> TradeQuerySet:
-        return self.filter(strategy=strategy)
-
-    def executed_between(self, start: datetime, end: datetime) -> TradeQuerySet:
-        return self.filter(executed_at__gte=start, executed_at__lt=end)
-
     def demo(self) -> TradeQuerySet:
         return self.filter(client_order_id__startswith="demo-")
 
@@ -151,12 +142,6 @@ class Trade(models.Model):
 
 
 class AnalysisQuerySet(models.QuerySet):
-    def for_symbol(self, symbol: str) -> AnalysisQuerySet:
-        return self.filter(symbol=symbol)
-
-    def analyzed_between(self, start: datetime, end: datetime) -> AnalysisQuerySet:
-        return self.filter(analyzed_at__gte=start, analyzed_at__lt=end)
-
     def demo(self) -> AnalysisQuerySet:
         return self.filter(model_version__startswith="demo-")
 
