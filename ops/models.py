@@ -14,6 +14,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from ops.validators import STRATEGY_PATTERN, SYMBOL_PATTERN, validate_strategy, validate_symbol
+
 
 class Side(models.TextChoices):
     BUY = "buy", "Buy"
@@ -107,11 +109,11 @@ class Trade(models.Model):
     """An executed trade as reported by the trading engine: a record, never edited."""
 
     client_order_id = models.CharField(max_length=64, unique=True)
-    symbol = models.CharField(max_length=10)
+    symbol = models.CharField(max_length=10, validators=[validate_symbol])
     side = models.CharField(max_length=4, choices=Side.choices)
     quantity = models.DecimalField(**MONEY)
     price = models.DecimalField(**MONEY)
-    strategy = models.CharField(max_length=64, default="default")
+    strategy = models.CharField(max_length=64, default="default", validators=[validate_strategy])
     executed_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
     api_client = models.ForeignKey(
@@ -133,8 +135,11 @@ class Trade(models.Model):
             models.CheckConstraint(condition=Q(price__gt=0), name="trade_price_positive"),
             models.CheckConstraint(condition=Q(side__in=Side.values), name="trade_side_valid"),
             models.CheckConstraint(condition=~Q(client_order_id=""), name="trade_client_order_id_set"),
-            models.CheckConstraint(condition=~Q(symbol=""), name="trade_symbol_set"),
-            models.CheckConstraint(condition=~Q(strategy=""), name="trade_strategy_set"),
+            # The patterns also rule out "": a halt on symbol:AAPL must match every AAPL row.
+            models.CheckConstraint(condition=Q(symbol__regex=SYMBOL_PATTERN), name="trade_symbol_valid"),
+            models.CheckConstraint(
+                condition=Q(strategy__regex=STRATEGY_PATTERN), name="trade_strategy_valid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -149,7 +154,7 @@ class AnalysisQuerySet(models.QuerySet):
 class Analysis(models.Model):
     """A signal produced by the analysis pipeline (ML service)."""
 
-    symbol = models.CharField(max_length=10)
+    symbol = models.CharField(max_length=10, validators=[validate_symbol])
     signal = models.CharField(max_length=4, choices=Signal.choices)
     confidence = models.DecimalField(max_digits=5, decimal_places=4)
     model_version = models.CharField(max_length=64)
@@ -178,7 +183,7 @@ class Analysis(models.Model):
             models.CheckConstraint(
                 condition=Q(price__isnull=True) | Q(price__gt=0), name="analysis_price_positive"
             ),
-            models.CheckConstraint(condition=~Q(symbol=""), name="analysis_symbol_set"),
+            models.CheckConstraint(condition=Q(symbol__regex=SYMBOL_PATTERN), name="analysis_symbol_valid"),
             models.CheckConstraint(condition=~Q(model_version=""), name="analysis_model_version_set"),
         ]
 
