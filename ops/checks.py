@@ -73,13 +73,15 @@ def check_metrics_token(app_configs, **kwargs):
 
 @register()
 def check_probe_timing(app_configs, **kwargs):
-    from ops.health.runner import cycle_deadline
+    from ops.health.runner import cycle_deadline, task_time_limits
 
-    if cycle_deadline() >= settings.PROBE_INTERVAL_SECONDS * 0.8:
+    # The probe task's soft limit would cut a cycle short: its results never recorded.
+    _, soft_limit = task_time_limits(settings.PROBE_INTERVAL_SECONDS)
+    if cycle_deadline() >= soft_limit:
         return [
             Error(
-                f"A probe cycle may take {cycle_deadline():g}s, too close to PROBE_INTERVAL_SECONDS="
-                f"{settings.PROBE_INTERVAL_SECONDS} (the task's soft limit is 80% of it).",
+                f"A probe cycle may take {cycle_deadline():g}s, not less than the probe task's soft time "
+                f"limit of {soft_limit}s (set by PROBE_INTERVAL_SECONDS={settings.PROBE_INTERVAL_SECONDS}).",
                 hint="Lower PROBE_CONNECT_TIMEOUT / PROBE_READ_TIMEOUT or raise PROBE_INTERVAL_SECONDS.",
                 id="ops.E003",
             )

@@ -1,7 +1,12 @@
 """All outbound HTTP goes through here: a timeout is mandatory, errors are ours.
 
 Callers get either parsed JSON or an OutboundError whose `kind` says what went wrong
-(timeout, connection, unauthorized, http_error, malformed) in words an operator reads.
+(timeout, connection, unauthorized, redirect, http_error, malformed) in words an
+operator reads.
+
+Redirects are never followed: requests would re-send our headers (the Alpaca secret,
+the Polygon key) to wherever a 3xx points, and none of the APIs we call redirect a
+correct URL, so a 3xx means a wrong base URL or a hijacked one either way.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ class Timeout:
 
 
 @dataclass(frozen=True)
-class JsonResponse:
+class OutboundResponse:
     status: int
     body: Any
 
@@ -43,9 +48,11 @@ def request_json(
     timeout: Timeout,
     headers: dict[str, str] | None = None,
     ok_statuses: tuple[int, ...] = (200,),
-) -> JsonResponse:
+) -> OutboundResponse:
     try:
-        response = requests.request(method, url, headers=headers, timeout=timeout.as_tuple())
+        response = requests.request(
+            method, url, headers=headers, timeout=timeout.as_tuple(), allow_redirects=False
+        )
     except requests.exceptions.ConnectTimeout:
         raise OutboundError("timeout", f"no connection within {timeout.connect:g}s") from None
     except requests.exceptions.ReadTimeout:
@@ -54,6 +61,13 @@ def request_json(
         raise OutboundError("connection", f"connection failed: {_connection_reason(exc)}") from None
     except requests.exceptions.RequestException as exc:
         raise OutboundError("connection", f"request failed: {_first_line(exc)}") from None
+    if response.is_redirect:
+        location = response.headers.get("Location", "")
+        raise OutboundError(
+            "redirect",
+            f"HTTP {response.status_code}: redirect to {location[:200]!r} not followed",
+            response.status_code,
+        )
     if response.status_code in (401, 403):
         raise OutboundError(
             "unauthorized", f"HTTP {response.status_code}: credentials refused", response.status_code
@@ -70,7 +84,7 @@ def request_json(
             f"HTTP {response.status_code} with a body that is not JSON: {response.text[:200]!r}",
             response.status_code,
         ) from None
-    return JsonResponse(response.status_code, body)
+    return OutboundResponse(response.status_code, body)
 
 
 def _connection_reason(exc: Exception) -> str:

@@ -14,6 +14,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from ops.validators import STRATEGY_PATTERN, SYMBOL_PATTERN, validate_strategy, validate_symbol
+
 
 class Side(models.TextChoices):
     BUY = "buy", "Buy"
@@ -153,15 +155,6 @@ class ApiClient(models.Model):
 
 
 class TradeQuerySet(models.QuerySet):
-    def for_symbol(self, symbol: str) -> TradeQuerySet:
-        return self.filter(symbol=symbol)
-
-    def for_strategy(self, strategy: str) -> TradeQuerySet:
-        return self.filter(strategy=strategy)
-
-    def executed_between(self, start: datetime, end: datetime) -> TradeQuerySet:
-        return self.filter(executed_at__gte=start, executed_at__lt=end)
-
     def demo(self) -> TradeQuerySet:
         return self.filter(client_order_id__startswith="demo-")
 
@@ -170,11 +163,11 @@ class Trade(models.Model):
     """An executed trade as reported by the trading engine: a record, never edited."""
 
     client_order_id = models.CharField(max_length=64, unique=True)
-    symbol = models.CharField(max_length=10)
+    symbol = models.CharField(max_length=10, validators=[validate_symbol])
     side = models.CharField(max_length=4, choices=Side.choices)
     quantity = models.DecimalField(**MONEY)
     price = models.DecimalField(**MONEY)
-    strategy = models.CharField(max_length=64, default="default")
+    strategy = models.CharField(max_length=64, default="default", validators=[validate_strategy])
     executed_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
     api_client = models.ForeignKey(
@@ -196,8 +189,11 @@ class Trade(models.Model):
             models.CheckConstraint(condition=Q(price__gt=0), name="trade_price_positive"),
             models.CheckConstraint(condition=Q(side__in=Side.values), name="trade_side_valid"),
             models.CheckConstraint(condition=~Q(client_order_id=""), name="trade_client_order_id_set"),
-            models.CheckConstraint(condition=~Q(symbol=""), name="trade_symbol_set"),
-            models.CheckConstraint(condition=~Q(strategy=""), name="trade_strategy_set"),
+            # The patterns also rule out "": a halt on symbol:AAPL must match every AAPL row.
+            models.CheckConstraint(condition=Q(symbol__regex=SYMBOL_PATTERN), name="trade_symbol_valid"),
+            models.CheckConstraint(
+                condition=Q(strategy__regex=STRATEGY_PATTERN), name="trade_strategy_valid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -205,12 +201,6 @@ class Trade(models.Model):
 
 
 class AnalysisQuerySet(models.QuerySet):
-    def for_symbol(self, symbol: str) -> AnalysisQuerySet:
-        return self.filter(symbol=symbol)
-
-    def analyzed_between(self, start: datetime, end: datetime) -> AnalysisQuerySet:
-        return self.filter(analyzed_at__gte=start, analyzed_at__lt=end)
-
     def demo(self) -> AnalysisQuerySet:
         return self.filter(model_version__startswith="demo-")
 
@@ -218,7 +208,7 @@ class AnalysisQuerySet(models.QuerySet):
 class Analysis(models.Model):
     """A signal produced by the analysis pipeline (ML service)."""
 
-    symbol = models.CharField(max_length=10)
+    symbol = models.CharField(max_length=10, validators=[validate_symbol])
     signal = models.CharField(max_length=4, choices=Signal.choices)
     confidence = models.DecimalField(max_digits=5, decimal_places=4)
     model_version = models.CharField(max_length=64)
@@ -247,7 +237,7 @@ class Analysis(models.Model):
             models.CheckConstraint(
                 condition=Q(price__isnull=True) | Q(price__gt=0), name="analysis_price_positive"
             ),
-            models.CheckConstraint(condition=~Q(symbol=""), name="analysis_symbol_set"),
+            models.CheckConstraint(condition=Q(symbol__regex=SYMBOL_PATTERN), name="analysis_symbol_valid"),
             models.CheckConstraint(condition=~Q(model_version=""), name="analysis_model_version_set"),
         ]
 

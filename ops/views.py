@@ -5,12 +5,19 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from ops.health.exceptions import DependencyUnavailable
+from ops.health.probes import Database, Redis
+from ops.http import Timeout
+
 logger = logging.getLogger(__name__)
+
+# Orchestrators call /readyz every few seconds and give up on it quickly themselves:
+# answer within about a second rather than wait out the dashboard probes' timeouts.
+READINESS_TIMEOUT = Timeout(connect=1.0, read=1.0)
 
 
 @never_cache
@@ -20,38 +27,32 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-def _database_ready() -> str | None:
+def readiness_probes() -> tuple[Database | Redis, ...]:
+    """The database, and the Celery broker when it is a server (the file-system one is not)."""
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        return (Database(), Redis(name="broker", url=settings.CELERY_BROKER_URL, timeout=READINESS_TIMEOUT))
+    return (Database(),)
+
+
+def _readiness(probe: Database | Redis) -> str:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        probe.run()
     except Exception as exc:  # any failure means not ready
         # The full text (host, user) goes to the log only: /readyz is unauthenticated.
-        logger.warning("readyz: database: %s", exc)
+        logger.warning("readyz: %s: %s", probe.name, exc)
+        # A probe turns the library's error into DependencyUnavailable; the library
+        # error's class (ConnectionError, TimeoutError) says what failed without where.
+        if isinstance(exc, DependencyUnavailable) and exc.__context__ is not None:
+            exc = exc.__context__
         return f"unreachable ({type(exc).__name__})"
-    return None
-
-
-def _broker_ready() -> str | None:
-    url = settings.CELERY_BROKER_URL
-    if not url.startswith(("redis://", "rediss://")):
-        return None  # the file-system broker needs no server
-    import redis
-
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
-    except Exception as exc:
-        logger.warning("readyz: broker: %s", exc)
-        return f"unreachable ({type(exc).__name__})"
-    return None
+    return "ok"
 
 
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    checks = {"database": _database_ready(), "broker": _broker_ready()}
-    failing = {name: detail for name, detail in checks.items() if detail}
-    body = {
-        "status": "unavailable" if failing else "ok",
-        "checks": {name: detail or "ok" for name, detail in checks.items()},
-    }
-    return JsonResponse(body, status=503 if failing else 200)
+    checks = {probe.name: _readiness(probe) for probe in readiness_probes()}
+    ready = all(detail == "ok" for detail in checks.values())
+    return JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )

@@ -18,11 +18,8 @@ from django.utils import timezone
 
 from ops.api.errors import ApiError
 from ops.models import MONEY, Side, Signal
+from ops.validators import validate_strategy, validate_symbol
 
-SYMBOL_VALIDATOR = RegexValidator(r"\A[A-Z.]{1,10}\Z", "1–10 characters of A–Z and '.', upper case.")
-STRATEGY_VALIDATOR = RegexValidator(
-    r"\A[A-Za-z0-9_.-]{1,64}\Z", "1–64 characters of letters, digits, '_', '.' and '-'."
-)
 PRINTABLE_VALIDATOR = RegexValidator(r"\A[\x21-\x7e]{1,64}\Z", "1–64 printable ASCII characters, no spaces.")
 
 # Decimal() alone also takes "1_000", "NaN" and non-ASCII digits; a price must not.
@@ -114,11 +111,11 @@ class TradeForm(JsonForm):
     client_order_id = forms.CharField(
         min_length=1, max_length=64, strip=False, validators=[PRINTABLE_VALIDATOR]
     )
-    symbol = forms.CharField(strip=False, validators=[SYMBOL_VALIDATOR])
+    symbol = forms.CharField(strip=False, validators=[validate_symbol])
     side = forms.ChoiceField(choices=Side.choices)
     quantity = forms.DecimalField(**MONEY, validators=[_positive])
     price = forms.DecimalField(**MONEY, validators=[_positive])
-    strategy = forms.CharField(required=False, strip=False, validators=[STRATEGY_VALIDATOR])
+    strategy = forms.CharField(required=False, strip=False, validators=[validate_strategy])
     executed_at = AwareDateTimeField(required=False)
 
 
@@ -132,7 +129,7 @@ class AnalysisForm(JsonForm):
         "analyzed_at": TEXT,
     }
 
-    symbol = forms.CharField(strip=False, validators=[SYMBOL_VALIDATOR])
+    symbol = forms.CharField(strip=False, validators=[validate_symbol])
     signal = forms.ChoiceField(choices=Signal.choices)
     confidence = forms.DecimalField(validators=[MinValueValidator(0), MaxValueValidator(1)])
     model_version = forms.CharField(strip=False, validators=[PRINTABLE_VALIDATOR])
@@ -147,5 +144,5 @@ class AnalysisForm(JsonForm):
 class TradingStatusForm(JsonForm):
     json_types = {"symbol": TEXT, "strategy": TEXT}
 
-    symbol = forms.CharField(required=False, strip=False, validators=[SYMBOL_VALIDATOR])
-    strategy = forms.CharField(required=False, strip=False, validators=[STRATEGY_VALIDATOR])
+    symbol = forms.CharField(required=False, strip=False, validators=[validate_symbol])
+    strategy = forms.CharField(required=False, strip=False, validators=[validate_strategy])

@@ -21,11 +21,6 @@ def stale_after() -> timedelta:
     return timedelta(seconds=3 * settings.PROBE_INTERVAL_SECONDS)
 
 
-class DependencyStatusQuerySet(models.QuerySet):
-    def fresh(self, now: datetime | None = None) -> DependencyStatusQuerySet:
-        return self.filter(checked_at__gte=(now or timezone.now()) - stale_after())
-
-
 class DependencyStatus(models.Model):
     name = models.CharField(max_length=32, unique=True)
     status = models.CharField(max_length=16, choices=Health.choices)
@@ -37,8 +32,6 @@ class DependencyStatus(models.Model):
     # halt), False again when the dependency is back. So each outage trips once: a
     # failed trip is retried next cycle, and a person who resumed is not overruled.
     tripped = models.BooleanField(default=False)
-
-    objects = DependencyStatusQuerySet.as_manager()
 
     class Meta:
         ordering = ("name",)

@@ -5,7 +5,7 @@ Which probes run is the explicit PROBES tuple at the bottom, not a registry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection
@@ -39,21 +39,27 @@ class Database:
 
 @dataclass(frozen=True)
 class Redis:
+    """PING the Redis at `url` (default: REDIS_URL), e.g. the Celery broker for /readyz."""
+
     name: str = "redis"
+    # repr=False: a Redis URL may carry a password, and reprs end up in logs.
+    url: str | None = field(default=None, repr=False)
+    timeout: Timeout | None = None  # default: the PROBE_* settings
 
     def run(self) -> str:
-        if not settings.REDIS_URL:
+        url = settings.REDIS_URL if self.url is None else self.url
+        if not url:
             raise NotConfigured("REDIS_URL is not set")
         import redis
 
-        timeout = settings.PROBE_READ_TIMEOUT
+        timeout = self.timeout or _timeout()
         client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=settings.PROBE_CONNECT_TIMEOUT, socket_timeout=timeout
+            url, socket_connect_timeout=timeout.connect, socket_timeout=timeout.read
         )
         try:
             client.ping()
         except redis.exceptions.TimeoutError:
-            raise DependencyUnavailable(f"no answer to PING within {timeout:g}s") from None
+            raise DependencyUnavailable(f"no answer to PING within {timeout.read:g}s") from None
         except redis.exceptions.AuthenticationError as exc:
             raise DependencyUnavailable(f"credentials refused: {exc}") from None
         except redis.exceptions.ConnectionError as exc:

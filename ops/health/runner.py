@@ -36,6 +36,16 @@ def cycle_deadline() -> float:
     return settings.PROBE_CONNECT_TIMEOUT + settings.PROBE_READ_TIMEOUT + 1.0
 
 
+def task_time_limits(interval: int) -> tuple[int, int]:
+    """(hard, soft) time limits of the periodic probe task, in seconds.
+
+    The hard limit is the interval, so a stuck cycle is killed before the next one
+    starts; the soft one fires 2 s earlier so the task can still record what it has.
+    ops.checks holds cycle_deadline() against the soft limit.
+    """
+    return interval, max(interval - 2, 1)
+
+
 def run_probes(probes) -> list[ProbeResult]:
     pool = ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="probe")
     futures = {pool.submit(_timed, probe): probe for probe in probes}

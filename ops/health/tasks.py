@@ -4,11 +4,12 @@ from celery import shared_task
 from django.conf import settings
 
 from ops.health import service
+from ops.health.runner import task_time_limits
+
+HARD_LIMIT, SOFT_LIMIT = task_time_limits(settings.PROBE_INTERVAL_SECONDS)
 
 
-@shared_task(
-    time_limit=settings.PROBE_INTERVAL_SECONDS, soft_time_limit=max(settings.PROBE_INTERVAL_SECONDS - 2, 1)
-)
+@shared_task(time_limit=HARD_LIMIT, soft_time_limit=SOFT_LIMIT)
 def probe_dependencies() -> None:
     service.periodic_cycle()
 

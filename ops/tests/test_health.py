@@ -1,6 +1,14 @@
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+
+import pytest
 from django.test import Client
+
+from ops.health.probes import Database, Redis
+from ops.http import Timeout
+from ops.views import readiness_probes
 
 
 def test_healthz_answers_200_without_io(db, django_assert_num_queries):
@@ -43,3 +51,40 @@ def test_readyz_does_not_reveal_connection_details(db, settings):
     settings.CELERY_BROKER_URL = "redis://secret-user:hunter2@127.0.0.1:1/0"
     body = Client().get("/readyz").content.decode()
     assert "hunter2" not in body and "secret-user" not in body and "127.0.0.1" not in body
+
+
+def test_readyz_probes_the_broker_with_the_redis_probe_and_a_one_second_timeout(settings):
+    settings.CELERY_BROKER_URL = "redis://user:pw@127.0.0.1:6379/3"
+    assert readiness_probes() == (
+        Database(),
+        Redis(name="broker", url="redis://user:pw@127.0.0.1:6379/3", timeout=Timeout(1.0, 1.0)),
+    )
+
+
+def test_readyz_probes_no_broker_server_when_the_broker_is_the_file_system(db, settings):
+    settings.CELERY_BROKER_URL = "filesystem://"
+    response = Client().get("/readyz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok", "checks": {"database": "ok"}})
+
+
+def test_readyz_answers_200_when_the_real_redis_broker_answers(db, settings, redis_url):
+    settings.CELERY_BROKER_URL = redis_url
+    settings.REDIS_URL = ""  # the broker is probed at its own URL
+    response = Client().get("/readyz")
+    assert (response.status_code, response.json()["checks"]) == (200, {"database": "ok", "broker": "ok"})
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections (the kernel does) and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_readyz_answers_503_when_the_broker_hangs(db, settings, silent_port):
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{silent_port}/0"
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": "ok", "broker": "unreachable (TimeoutError)"}

@@ -11,7 +11,7 @@ from werkzeug import Response
 
 from ops.health.exceptions import DependencyUnavailable, NotConfigured
 from ops.health.models import Health
-from ops.health.probes import Alpaca, MLService, Polygon
+from ops.health.probes import Alpaca, MLService, Polygon, Redis
 from ops.health.runner import run_probes
 
 # probe, path it calls, a healthy body, what it reports when healthy
@@ -142,3 +142,12 @@ def test_probe_errors_are_our_own_exceptions(settings):
     settings.ML_SERVICE_URL = "http://127.0.0.1:1"
     with pytest.raises(DependencyUnavailable):
         MLService().run()
+
+
+def test_the_redis_probe_pings_the_url_it_is_given(settings, redis_url):
+    settings.REDIS_URL = ""
+    assert Redis(url=redis_url).run() == "PONG"
+
+
+def test_the_redis_probe_keeps_its_url_out_of_its_repr():
+    assert "hunter2" not in repr(Redis(url="redis://user:hunter2@127.0.0.1:1/0"))

@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from ops.validators import STRATEGY_PATTERN, SYMBOL_PATTERN, validate_strategy, validate_symbol
+
 
 class State(models.TextChoices):
     ACTIVE = "ACTIVE", "Active"
@@ -122,8 +124,8 @@ class Position(models.Model):
     Kept as a row so the REDUCING check reads one locked row instead of summing trades.
     """
 
-    strategy = models.CharField(max_length=64)
-    symbol = models.CharField(max_length=10)
+    strategy = models.CharField(max_length=64, validators=[validate_strategy])
+    symbol = models.CharField(max_length=10, validators=[validate_symbol])
     # Wider than a single trade's quantity, so no sum of valid trades can overflow it.
     quantity = models.DecimalField(
         max_digits=32, decimal_places=8, default=0, help_text="Signed: long > 0, short < 0."
@@ -132,7 +134,13 @@ class Position(models.Model):
 
     class Meta:
         ordering = ("strategy", "symbol")
-        constraints = [models.UniqueConstraint(fields=["strategy", "symbol"], name="position_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["strategy", "symbol"], name="position_unique"),
+            models.CheckConstraint(condition=Q(symbol__regex=SYMBOL_PATTERN), name="position_symbol_valid"),
+            models.CheckConstraint(
+                condition=Q(strategy__regex=STRATEGY_PATTERN), name="position_strategy_valid"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.strategy}/{self.symbol}: {self.quantity}"

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from ops.trading.models import GLOBAL_SCOPE
-
-_STRATEGY = re.compile(r"\A[A-Za-z0-9_.-]{1,64}\Z")
-_SYMBOL = re.compile(r"\A[A-Z.]{1,10}\Z")
+from ops.validators import is_strategy, is_symbol
 
 
 class InvalidScope(ValueError):
@@ -20,9 +16,9 @@ def parse_scope(text: str) -> str:
     if text == GLOBAL_SCOPE:
         return text
     kind, _, name = text.partition(":")
-    if kind == "strategy" and _STRATEGY.match(name):
+    if kind == "strategy" and is_strategy(name):
         return f"strategy:{name}"
-    if kind == "symbol" and _SYMBOL.match(name.upper()):
+    if kind == "symbol" and is_symbol(name.upper()):
         return f"symbol:{name.upper()}"
     raise InvalidScope(
         f"{text!r} is not a scope: use 'global', 'strategy:<name>' (letters, digits, _ . -) "

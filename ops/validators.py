@@ -1,0 +1,46 @@
+"""What a symbol and a strategy name may look like: the one definition of both.
+
+The models attach these validators to their fields (so the admin and `full_clean`
+enforce them), the models' CHECK constraints use the same patterns (so a raw
+`objects.create()` or a shell cannot bypass them), and the API forms and scope parser
+reuse them. A second copy of a pattern is how `symbol:aapl` ended up unhaltable.
+
+The patterns are written so that Python's `re` (the forms, and SQLite's REGEXP, which
+Django implements with `re.search`) and PostgreSQL's `~` read them alike: `\\A` and
+`\\Z` anchor the whole string in both, where `$` would let a trailing newline through.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+
+SYMBOL_PATTERN = r"\A[A-Z.]{1,10}\Z"
+STRATEGY_PATTERN = r"\A[A-Za-z0-9_.-]{1,64}\Z"
+
+SYMBOL_MESSAGE = "1–10 characters of A–Z and '.', upper case."
+STRATEGY_MESSAGE = "1–64 characters of letters, digits, '_', '.' and '-'."
+
+_SYMBOL = re.compile(SYMBOL_PATTERN)
+_STRATEGY = re.compile(STRATEGY_PATTERN)
+
+
+def is_symbol(text: str) -> bool:
+    return bool(_SYMBOL.match(text))
+
+
+def is_strategy(text: str) -> bool:
+    return bool(_STRATEGY.match(text))
+
+
+# Plain functions rather than RegexValidator instances: migrations then refer to them by
+# name instead of freezing a copy of the pattern.
+def validate_symbol(value: str) -> None:
+    if not isinstance(value, str) or not is_symbol(value):
+        raise ValidationError(SYMBOL_MESSAGE, code="invalid_symbol")
+
+
+def validate_strategy(value: str) -> None:
+    if not isinstance(value, str) or not is_strategy(value):
+        raise ValidationError(STRATEGY_MESSAGE, code="invalid_strategy")
