@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ops', '0007_review_fixes'),
+        ('ops', '0008_symbol_validation'),
     ]
 
     operations = [
