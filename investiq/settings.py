@@ -267,6 +267,14 @@ LOGGING = {
 TRADING_TWO_PERSON_RESUME = env.bool("TRADING_TWO_PERSON_RESUME", default=True)
 TRADING_RESUME_REQUEST_TTL_MINUTES = env.int("TRADING_RESUME_REQUEST_TTL_MINUTES", default=15)
 
+# --- The monitoring chain (manage.py check_monitoring) -----------------------------------
+# Where check_monitoring finds each link; GRAFANA_URL also builds the console's embedded
+# panels (unset: the console shows how to enable them, check_monitoring skips Grafana).
+PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="http://127.0.0.1:9090")
+ALERTMANAGER_URL = env.str("ALERTMANAGER_URL", default="http://127.0.0.1:9093")
+GRAFANA_URL = env.str("GRAFANA_URL", default="")
+APP_URL = env.str("APP_URL", default="http://127.0.0.1:8000")
+
 # --- Alerts -----------------------------------------------------------------------------
 # Alert-driven kill-switch actions, off unless set: a JSON object of alert name ->
 # "<scope>:<HALTED|REDUCING>", e.g. {"BrokerUnreachable": "global:HALTED"}. A firing alert

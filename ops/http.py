@@ -49,7 +49,37 @@ def request_json(
     headers: dict[str, str] | None = None,
     ok_statuses: tuple[int, ...] = (200,),
 ) -> OutboundResponse:
+    """The answer's parsed JSON body, or OutboundError."""
+    response = _send(method, url, timeout, headers, ok_statuses)
     try:
+        body = response.json()
+    except ValueError:
+        raise OutboundError(
+            "malformed",
+            f"HTTP {response.status_code} with a body that is not JSON: {response.text[:200]!r}",
+            response.status_code,
+        ) from None
+    return OutboundResponse(response.status_code, body)
+
+
+def request_text(
+    method: str,
+    url: str,
+    *,
+    timeout: Timeout,
+    headers: dict[str, str] | None = None,
+    ok_statuses: tuple[int, ...] = (200,),
+) -> OutboundResponse:
+    """The answer's body as text (readiness pages, the Prometheus exposition format)."""
+    response = _send(method, url, timeout, headers, ok_statuses)
+    return OutboundResponse(response.status_code, response.text)
+
+
+def _send(
+    method: str, url: str, timeout: Timeout, headers: dict[str, str] | None, ok_statuses: tuple[int, ...]
+) -> requests.Response:
+    try:
+        # Never follow a redirect: it would re-send our credentials to wherever it points.
         response = requests.request(
             method, url, headers=headers, timeout=timeout.as_tuple(), allow_redirects=False
         )
@@ -76,15 +106,7 @@ def request_json(
         raise OutboundError(
             "http_error", f"HTTP {response.status_code}: {response.text[:200]!r}", response.status_code
         )
-    try:
-        body = response.json()
-    except ValueError:
-        raise OutboundError(
-            "malformed",
-            f"HTTP {response.status_code} with a body that is not JSON: {response.text[:200]!r}",
-            response.status_code,
-        ) from None
-    return OutboundResponse(response.status_code, body)
+    return response
 
 
 def _connection_reason(exc: Exception) -> str:

@@ -44,9 +44,7 @@ class DatabaseCollector(Collector):
             # series (and investiq_metrics_database_up 0) is what alerts should see.
             logger.error("metrics collector cannot read the database: %s", exc)
             families = []
-        up = GaugeMetricFamily(
-            "investiq_metrics_database_up", "1 if the last scrape could read the database."
-        )
+        up = _family("investiq_metrics_database_up")
         up.add_metric([], 1.0 if families else 0.0)
         yield from families
         yield up

@@ -83,4 +83,21 @@ COLLECTED = {
         ["name"],
     ),
     "investiq_dependency_check_duration_seconds": ("gauge", "How long the last probe took.", ["name"]),
+    "investiq_metrics_database_up": ("gauge", "1 if the last scrape could read the database.", []),
 }
+
+PER_PROCESS = (REQUESTS, REQUEST_DURATION, ERRORS, ACTIVE_CONNECTIONS, ORDERS_DENIED)
+_SAMPLE_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+
+
+def exported_names() -> set[str]:
+    """Every investiq_* sample name /metrics can carry, from the definitions above (no
+    scrape, no database): what check_monitoring holds alert rules and panels to."""
+    names = set()
+    for metric in PER_PROCESS:
+        for family in metric.describe():
+            names.update(family.name + suffix for suffix in _SAMPLE_SUFFIXES[family.type])
+    for name, (kind, _, _) in COLLECTED.items():
+        # Collected counters are declared with their _total sample name already.
+        names.add(name if kind == "counter" else name + _SAMPLE_SUFFIXES[kind][0])
+    return names

@@ -1,0 +1,124 @@
+"""The monitoring files, parsed, and the metric names their expressions use."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.conf import settings
+
+
+def monitoring_dir() -> Path:
+    return Path(settings.BASE_DIR) / "monitoring"
+
+
+YAML_FILES = (
+    "prometheus.yml",
+    "alertmanager.yml",
+    "grafana/provisioning/datasources/prometheus.yml",
+    "grafana/provisioning/dashboards/dashboard.yml",
+)
+DASHBOARD = "grafana/dashboards/investiq-overview.json"
+
+
+class BrokenFile(Exception):
+    """A file that is missing or does not parse; the message names the file and line."""
+
+
+def load(relative: str) -> Any:
+    path = monitoring_dir() / relative
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise BrokenFile(f"monitoring/{relative}: cannot read: {exc.strerror}") from None
+    try:
+        if relative.endswith(".json"):
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise BrokenFile(f"monitoring/{relative}:{exc.lineno}: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise BrokenFile(f"monitoring/{relative}{where}: {problem}") from None
+
+
+def rule_files() -> list[str]:
+    """The rule files prometheus.yml lists (relative to monitoring/)."""
+    return list((load("prometheus.yml") or {}).get("rule_files") or [])
+
+
+def all_files() -> list[str]:
+    return [*YAML_FILES, *rule_files(), DASHBOARD]
+
+
+@dataclass(frozen=True)
+class Expression:
+    where: str  # e.g. "alert HighLatency (alert_rules.yml)"
+    expr: str
+
+
+def rule_expressions() -> Iterator[Expression]:
+    for name in rule_files():
+        for group in (load(name) or {}).get("groups") or []:
+            for rule in group.get("rules") or []:
+                kind, title = (
+                    ("alert", rule["alert"]) if "alert" in rule else ("recording rule", rule.get("record"))
+                )
+                yield Expression(f"{kind} {title} ({name})", str(rule["expr"]))
+
+
+def recorded_names() -> set[str]:
+    return {
+        rule["record"]
+        for name in rule_files()
+        for group in (load(name) or {}).get("groups") or []
+        for rule in group.get("rules") or []
+        if "record" in rule
+    }
+
+
+def panels(dashboard: dict) -> Iterator[dict]:
+    for panel in dashboard.get("panels") or []:
+        yield panel
+        yield from panel.get("panels") or []  # rows keep their panels inside
+
+
+def panel_expressions() -> Iterator[Expression]:
+    for panel in panels(load(DASHBOARD)):
+        for target in panel.get("targets") or []:
+            if target.get("expr"):
+                yield Expression(f"panel {panel.get('id')} {panel.get('title')!r}", target["expr"])
+
+
+# --- metric names in PromQL ----------------------------------------------------------
+
+_STRINGS = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
+_MATCHERS = re.compile(r"\{[^}]*\}")
+_RANGES = re.compile(r"\[[^\]]*\]")
+_LABEL_LISTS = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_IDENTIFIER = re.compile(r"(?<![\w:$.])([a-zA-Z_:][a-zA-Z0-9_:]*)(?![\w:])(\s*\()?")
+_KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "inf", "nan"}
+_KEYWORDS |= {"group_left", "group_right", "atan2", "start", "end"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (functions, labels and keywords
+    removed). Small on purpose: our expressions, not the whole language."""
+    text = _STRINGS.sub('""', expr)
+    text = _MATCHERS.sub("", text)
+    text = _RANGES.sub("", text)
+    text = _LABEL_LISTS.sub("", text)
+    names = set()
+    for match in _IDENTIFIER.finditer(text):
+        name, call = match.group(1), match.group(2)
+        if call or name.lower() in _KEYWORDS:
+            continue
+        names.add(name)
+    return names
