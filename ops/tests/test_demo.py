@@ -41,3 +41,15 @@ def test_the_demo_password_is_random_and_works(db, capsys):
     user = get_user_model().objects.get(username="demo")
     assert user.is_staff and user.check_password(password)
     assert len(password) >= 12
+
+
+def test_seed_demo_passes_the_gate_and_writes_nothing_while_halted(db):
+    import pytest
+    from django.core.management import CommandError
+
+    from ops.trading import service
+
+    service.halt("global", reason="maintenance", actor=service.Actor.system("tests", service.HALT))
+    with pytest.raises(CommandError, match="pre-trade gate refused"):
+        call_command("seed_demo")
+    assert not Trade.objects.exists() and not Analysis.objects.exists()

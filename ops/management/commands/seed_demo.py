@@ -1,13 +1,18 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from ops.demo import seed
+from ops.trading.gate import TradeDenied, TradingStateUnavailable
 
 
 class Command(BaseCommand):
     help = "Write a few days of demo trades and analyses and a demo staff login (idempotent)."
 
     def handle(self, *args, **options) -> None:
-        result = seed()
+        try:
+            result = seed()
+        except (TradeDenied, TradingStateUnavailable) as exc:
+            # Demo trades pass the pre-trade gate like any trade; nothing was written.
+            raise CommandError(f"No demo data written: the pre-trade gate refused it: {exc}") from None
         if result.trades or result.analyses:
             self.stdout.write(f"Seeded {result.trades} trades and {result.analyses} analyses.")
         else:
