@@ -6,7 +6,7 @@ worker would; the last ones run the real chain with a Celery worker on Redis.
 
 from __future__ import annotations
 
-import time
+import socket
 import uuid
 from datetime import timedelta
 
@@ -175,14 +175,23 @@ def test_a_transient_failure_is_retried_with_backoff_then_succeeds(alpaca, opera
     assert (event.broker_outcome, event.broker_attempts) == ("succeeded", 3)
 
 
-def test_a_hanging_broker_is_retried_then_recorded_failed_after_the_last_attempt(
-    alpaca, operator_actor, queued
-):
-    def hang(request):
-        time.sleep(1.5)  # longer than ALPACA_READ_TIMEOUT
-        return Response("[]", status=207)
+@pytest.fixture
+def hanging_alpaca(settings):
+    """A server that takes connections and never answers (a listening socket nobody
+    reads): each try ends in the read timeout, and no request is left behind for the
+    next test, as a sleeping handler on the shared HTTP server would."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as server:
+        settings.ALPACA_BASE_URL = f"http://127.0.0.1:{server.getsockname()[1]}/"
+        settings.ALPACA_KEY_ID = settings.ALPACA_SECRET_KEY = "x"
+        settings.ALPACA_CONNECT_TIMEOUT = 1.0
+        settings.ALPACA_READ_TIMEOUT = 0.5
+        settings.BROKER_CANCEL_MAX_ATTEMPTS = 3
+        yield
 
-    alpaca.expect_request("/v2/orders", method="DELETE").respond_with_handler(hang)
+
+def test_a_hanging_broker_is_retried_then_recorded_failed_after_the_last_attempt(
+    hanging_alpaca, operator_actor, queued
+):
     event = halt_with_cancel(operator_actor).event
     assert run_once(event) is not None and run_once(event) is not None
     assert run_once(event) is None

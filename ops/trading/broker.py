@@ -67,13 +67,7 @@ class Attempt:
 def cancel_open_orders() -> Attempt:
     """DELETE /v2/orders once. Never raises: the outcome says what happened."""
     if not alpaca_configured():
-        return Attempt(
-            False,
-            {
-                "ok": False,
-                "error": "Alpaca is not configured (ALPACA_BASE_URL, ALPACA_KEY_ID, ALPACA_SECRET_KEY).",
-            },
-        )
+        return Attempt(False, {"ok": False, "error": NOT_CONFIGURED})
     url = alpaca_url("/v2/orders")
     try:
         # Alpaca answers 207 Multi-Status: one entry per order with its own status.
@@ -109,7 +103,7 @@ def kind_of(row: BrokerOutbox) -> str:
 
 def enqueue_cancellation(row: BrokerOutbox) -> None:
     """Queue the call for when the caller's transaction commits (nothing if it rolls back)."""
-    from ops.tasks import cancel_open_orders_task
+    from ops.trading.tasks import cancel_open_orders_task  # the task module imports this one
 
     cancel_open_orders_task.delay_on_commit(kind_of(row), row.pk)
 
@@ -161,7 +155,7 @@ def _record(model: type[BrokerOutbox], pk: int, outcome: str, detail: dict[str, 
 def requeue_stale() -> int:
     """Beat: re-queue rows left pending with no attempt for a while (their task was lost)."""
     before = timezone.now() - timedelta(seconds=settings.BROKER_CANCEL_STALE_SECONDS)
-    from ops.tasks import cancel_open_orders_task
+    from ops.trading.tasks import cancel_open_orders_task  # the task module imports this one
 
     queued = 0
     for kind, model in KINDS.items():
