@@ -250,6 +250,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 3600.0},
     },
+    # Re-queues broker cancellations whose task was lost (ops.trading.broker).
+    "sweep-broker-cancellations": {
+        "task": "ops.trading.tasks.sweep_broker_cancellations",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
 }
 
 LOGGING = {
@@ -288,3 +294,13 @@ ALPACA_KEY_ID = env.str("ALPACA_KEY_ID", default="")
 ALPACA_SECRET_KEY = env.str("ALPACA_SECRET_KEY", default="")
 ALPACA_CONNECT_TIMEOUT = env.float("ALPACA_CONNECT_TIMEOUT", default=3.0)
 ALPACA_READ_TIMEOUT = env.float("ALPACA_READ_TIMEOUT", default=10.0)
+# Cancel-all-orders on a halt runs as a task (an outbox): tries before giving up as
+# FAILED, the first retry's wait (doubling each time), how long a row may sit pending
+# untouched before the beat sweep re-queues it, and how long the admin and the command
+# wait for the outcome before saying "pending, will be retried".
+BROKER_CANCEL_MAX_ATTEMPTS = env.int("BROKER_CANCEL_MAX_ATTEMPTS", default=6)
+BROKER_CANCEL_RETRY_BASE_SECONDS = env.float("BROKER_CANCEL_RETRY_BASE_SECONDS", default=2.0)
+BROKER_CANCEL_STALE_SECONDS = env.int("BROKER_CANCEL_STALE_SECONDS", default=180)
+BROKER_CANCEL_WAIT_SECONDS = env.float("BROKER_CANCEL_WAIT_SECONDS", default=5.0)
+# One try is one Alpaca call: connect + read timeouts, with room to record the outcome.
+BROKER_CANCEL_TASK_TIME_LIMIT = int(ALPACA_CONNECT_TIMEOUT + ALPACA_READ_TIMEOUT) + 15

@@ -7,7 +7,8 @@ from django.http import HttpRequest, HttpResponseRedirect
 
 from ops.models import DEFAULT_SCOPES, Analysis, ApiClient, Scope, Trade, normalize_scopes
 from ops.paginators import LargeTablePaginator
-from ops.records import ConflictingOrder, TradeOrder, record_trade
+from ops.records import ConflictingOrder, TradeOrder
+from ops.trading import gate
 
 
 class LargeTableAdmin(admin.ModelAdmin):
@@ -31,6 +32,38 @@ class LargeTableAdmin(admin.ModelAdmin):
         return queryset.filter(match), False
 
 
+GATE_NOTE = (
+    "A trade added here passes the pre-trade gate like one from the API: it is refused "
+    "while its scope is HALTED, and while REDUCING unless it shrinks the position."
+)
+
+
+class TradeAddForm(forms.ModelForm):
+    class Meta:
+        model = Trade
+        fields = ("client_order_id", "symbol", "side", "quantity", "price", "strategy", "executed_at")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        names = ("client_order_id", "symbol", "side", "quantity", "price", "strategy")
+        if self.errors or any(data.get(name) in (None, "") for name in names):
+            return data
+        # An early look, for a message on the form with its values kept; save_model's
+        # submit_trade() decides for good, under the position lock.
+        order = TradeOrder.from_dict(data)
+        try:
+            effective = gate.effective_state(order.symbol, order.strategy)
+            gate.check(effective, order, gate.position_of(order.strategy, order.symbol))
+        except gate.TradeDenied as exc:
+            raise forms.ValidationError(f"Not added: {exc.detail}", code=exc.code) from None
+        except gate.TradingStateUnavailable:
+            raise forms.ValidationError(REFUSED_UNAVAILABLE, code="trading_state_unavailable") from None
+        return data
+
+
+REFUSED_UNAVAILABLE = "Not added: the trading state cannot be read, and the gate fails closed."
+
+
 @admin.register(Trade)
 class TradeAdmin(LargeTableAdmin):
     list_display = ("executed_at", "client_order_id", "symbol", "side", "quantity", "price", "strategy")
@@ -46,12 +79,23 @@ class TradeAdmin(LargeTableAdmin):
     # Trades are records of executions that already happened at the broker: editing
     # one would make the books disagree with the broker, so nothing is editable once
     # saved and nothing is deleted. A wrong trade is corrected by a new, offsetting one.
-    # Adding by hand is allowed (a fill reported by phone) and goes through
-    # record_trade like every other creation path.
+    # Adding by hand is allowed and goes through the pre-trade gate (submit_trade) like
+    # every other creation path: the kill switch holds here too.
     def get_readonly_fields(self, request: HttpRequest, obj: Trade | None = None):
         if obj is None:
             return ("api_client",)
         return [field.name for field in Trade._meta.fields]
+
+    def get_form(self, request: HttpRequest, obj: Trade | None = None, change: bool = False, **kwargs):
+        if obj is None:
+            kwargs["form"] = TradeAddForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Trade | None = None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return [(None, {**fieldsets[0][1], "description": GATE_NOTE})]
+        return fieldsets
 
     def has_delete_permission(self, request: HttpRequest, obj: Trade | None = None) -> bool:
         return False
@@ -59,7 +103,7 @@ class TradeAdmin(LargeTableAdmin):
     def save_model(self, request: HttpRequest, obj: Trade, form, change: bool) -> None:
         if change:
             return
-        trade, created = record_trade(TradeOrder.from_dict(vars(obj)))
+        trade, created = gate.submit_trade(TradeOrder.from_dict(vars(obj)))
         if not created:
             messages.info(
                 request, f"{trade.client_order_id} was already recorded by another writer; kept as is."
@@ -73,6 +117,13 @@ class TradeAdmin(LargeTableAdmin):
             # Another writer took the id between the form's unique check and the save
             # (the admin's transaction rolled back): say so instead of a 500.
             self.message_user(request, f"Not added: {exc}.", messages.ERROR)
+            return HttpResponseRedirect(request.path)
+        except gate.TradeDenied as exc:
+            # The scope was halted between the form's check and the save: nothing written.
+            self.message_user(request, f"Not added: {exc.detail}", messages.ERROR)
+            return HttpResponseRedirect(request.path)
+        except gate.TradingStateUnavailable:
+            self.message_user(request, REFUSED_UNAVAILABLE, messages.ERROR)
             return HttpResponseRedirect(request.path)
 
 

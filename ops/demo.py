@@ -14,7 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from ops.models import Analysis, Signal, Trade
-from ops.records import TradeOrder, lock_position, record_analysis, record_trade
+from ops.records import TradeOrder, lock_position, record_analysis
+from ops.trading.gate import submit_trade
 
 DEMO_USERNAME = "demo"
 # The people of the demo, so that every role and the two-person resume can be tried:
@@ -54,7 +55,12 @@ class SeedResult:
 
 
 def seed(now: datetime | None = None) -> SeedResult:
-    """Idempotent: a second run adds nothing and leaves the demo password alone."""
+    """Idempotent: a second run adds nothing and leaves the demo password alone.
+
+    Demo trades go through the pre-trade gate like any other: on a fresh database
+    trading is ACTIVE; on a halted one the gate refuses (TradeDenied) and, all demo
+    rows being one transaction, nothing is written.
+    """
     now = now or timezone.now()
     with transaction.atomic():
         logins = _ensure_demo_users()
@@ -72,7 +78,7 @@ def seed(now: datetime | None = None) -> SeedResult:
             session_open = start + timedelta(days=day)
             for n in range(TRADES_PER_DAY):
                 symbol = rng.choice(list(SYMBOLS))
-                record_trade(
+                submit_trade(
                     TradeOrder(
                         client_order_id=f"demo-{day}-{n:04d}",
                         symbol=symbol,

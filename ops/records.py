@@ -1,7 +1,9 @@
-"""Recording trades and analyses: the one path every creation goes through.
+"""Recording trades and analyses.
 
-The API, the admin, Celery tasks and seed_demo all call these functions, so whatever a
-trade implies besides its row happens once, in the same transaction, whoever wrote it.
+A new trade is created only by the pre-trade gate (ops.trading.gate.submit_trade),
+which the API, the admin, Celery tasks and seed_demo all call: there is no ungated way
+to record one. This module holds what the gate builds on (the order, its idempotency
+rules, the position lock) and the analysis path, which no halt governs.
 """
 
 from __future__ import annotations
@@ -10,11 +12,9 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from ops.models import Analysis, ApiClient, Position, Side, Trade
+from ops.models import Analysis, ApiClient, Position, Trade
 
 
 @dataclass(frozen=True)
@@ -54,45 +54,6 @@ class ConflictingOrder(Exception):
     def __init__(self, existing: Trade) -> None:
         super().__init__(f"client_order_id {existing.client_order_id!r} is already used by another trade")
         self.existing = existing
-
-
-def record_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tuple[Trade, bool]:
-    """Record `order` once; return (trade, created). Raises ConflictingOrder."""
-    existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
-    if existing is not None:
-        return retry_result(order, existing)
-    return insert_trade(order, api_client)
-
-
-def insert_trade(
-    order: TradeOrder, api_client: ApiClient | None = None, locked_position: Position | None = None
-) -> tuple[Trade, bool]:
-    """Insert the trade and move its position. For callers that already looked up the
-    client_order_id and, optionally, hold the position lock (the gate)."""
-    try:
-        # The savepoint keeps the caller's transaction usable if the insert collides.
-        with transaction.atomic():
-            position = locked_position or lock_position(order.strategy, order.symbol)
-            trade = Trade.objects.create(
-                client_order_id=order.client_order_id,
-                symbol=order.symbol,
-                side=order.side,
-                quantity=order.quantity,
-                price=order.price,
-                strategy=order.strategy,
-                executed_at=order.executed_at or timezone.now(),
-                api_client=api_client,
-            )
-            # UPDATE ... SET quantity = quantity + delta, under the row lock: no lost update.
-            delta = trade.quantity if trade.side == Side.BUY else -trade.quantity
-            Position.objects.filter(pk=position.pk).update(quantity=F("quantity") + delta)
-    except IntegrityError:
-        # Two identical requests raced past the lookup; the loser answers as a retry.
-        existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
-        if existing is None:
-            raise
-        return retry_result(order, existing)
-    return trade, True
 
 
 def lock_position(strategy: str, symbol: str) -> Position:

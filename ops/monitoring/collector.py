@@ -1,7 +1,8 @@
 """Scrape-time metrics read from the database: the same truth from every worker and host.
 
-Cost per scrape: three small queries whose result sizes depend on the number of
-labels and non-active scopes, never on the number of trades (see MetricCounter).
+Cost per scrape: five small queries whose result sizes depend on the number of
+labels, non-active scopes and pending broker cancellations (partial indexes), never
+on the number of trades (see MetricCounter).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ops.health.models import DependencyStatus, Health
 from ops.models import Side, Signal
 from ops.monitoring.metrics import COLLECTED
 from ops.monitoring.models import MetricCounter
+from ops.trading import broker
 from ops.trading.models import GLOBAL_SCOPE, SEVERITY, State, TradingState
 
 logger = logging.getLogger(__name__)
@@ -80,6 +82,10 @@ class DatabaseCollector(Collector):
             if scope != GLOBAL_SCOPE:
                 per_scope.add_metric([scope], float(SEVERITY[state]))
         yield per_scope
+
+        pending = _family("investiq_broker_cancellations_pending")
+        pending.add_metric([], float(broker.pending_count()))
+        yield pending
 
         now = timezone.now()
         health = _family("investiq_dependency_health")

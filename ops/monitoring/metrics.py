@@ -72,6 +72,12 @@ COLLECTED = {
         "Trading state per scope: 0 active, 1 reducing, 2 halted (global and every non-active scope).",
         ["scope"],
     ),
+    "investiq_broker_cancellations_pending": (
+        "gauge",
+        "Cancel-all-orders requests (on a halt) whose broker outcome is not known yet; "
+        "one that stays above 0 means the broker call is stuck or not being retried.",
+        [],
+    ),
     "investiq_dependency_health": (
         "gauge",
         "1 healthy, 0 unhealthy; absent when not configured or when the last check is stale.",

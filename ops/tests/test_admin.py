@@ -73,7 +73,7 @@ def test_search_is_an_exact_symbol_or_order_id_match(admin_client_logged_in):
     assert admin_client_logged_in.get(CHANGELIST + "?q=abc-2").context["cl"].result_count == 1
 
 
-def test_a_trade_added_in_the_admin_goes_through_record_trade(admin_client_logged_in):
+def test_a_trade_added_in_the_admin_is_recorded_with_its_position(admin_client_logged_in):
     response = admin_client_logged_in.post(
         "/admin/ops/trade/add/",
         {
@@ -123,13 +123,13 @@ def test_the_revoke_action_revokes_tokens(admin_client_logged_in):
 
 
 def test_an_id_taken_during_the_admin_save_is_an_error_message_not_a_500(admin_client_logged_in, monkeypatch):
-    from ops import admin as ops_admin
     from ops.records import ConflictingOrder
+    from ops.trading import gate
 
     def taken(order):
         raise ConflictingOrder(Trade(client_order_id=order.client_order_id))
 
-    monkeypatch.setattr(ops_admin, "record_trade", taken)
+    monkeypatch.setattr(gate, "submit_trade", taken)
     response = admin_client_logged_in.post(
         "/admin/ops/trade/add/",
         {
@@ -146,4 +146,75 @@ def test_an_id_taken_during_the_admin_save_is_an_error_message_not_a_500(admin_c
     )
     assert response.status_code == 200
     assert any("Not added" in str(m) for m in response.context["messages"])
+    assert not Trade.objects.exists()
+
+
+# --- the pre-trade gate holds in the admin -------------------------------------------------
+
+PHONE_FILL = {
+    "client_order_id": "phone-2",
+    "symbol": "AAPL",
+    "side": "buy",
+    "quantity": "5",
+    "price": "228",
+    "strategy": "momentum",
+    "executed_at_0": "2026-11-27",
+    "executed_at_1": "15:00:00",
+}
+
+
+def halt_for_tests(scope: str = "global", to_state: str = "HALTED") -> None:
+    from ops.trading import service
+
+    actor = service.Actor.system("tests", service.HALT)
+    service.halt(scope, reason="runaway strategy", actor=actor, to_state=to_state)
+
+
+def test_the_add_page_says_trades_pass_the_gate(admin_client_logged_in):
+    assert b"passes the pre-trade gate" in admin_client_logged_in.get("/admin/ops/trade/add/").content
+
+
+def test_adding_a_trade_while_halted_is_refused_on_the_form_and_writes_nothing(admin_client_logged_in):
+    halt_for_tests()
+    response = admin_client_logged_in.post("/admin/ops/trade/add/", PHONE_FILL)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Not added: Trading is halted for global: runaway strategy" in page
+    assert 'value="phone-2"' in page  # the form keeps what was typed
+    assert not Trade.objects.exists()
+
+
+def test_adding_a_trade_that_grows_a_reducing_position_is_refused(admin_client_logged_in):
+    halt_for_tests("strategy:momentum", to_state="REDUCING")
+    response = admin_client_logged_in.post("/admin/ops/trade/add/", PHONE_FILL)
+    assert response.status_code == 200 and "reducing-only" in response.content.decode()
+    assert not Trade.objects.exists()
+
+
+def test_a_halt_between_the_form_check_and_the_save_is_an_error_message(admin_client_logged_in, monkeypatch):
+    from ops.trading import gate
+
+    real_submit = gate.submit_trade
+
+    def halted_meanwhile(order):
+        halt_for_tests()  # committed by another person between validation and save
+        return real_submit(order)
+
+    monkeypatch.setattr(gate, "submit_trade", halted_meanwhile)
+    response = admin_client_logged_in.post("/admin/ops/trade/add/", PHONE_FILL, follow=True)
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("Not added: Trading is halted" in m for m in shown), shown
+    assert not Trade.objects.exists()
+
+
+def test_adding_a_trade_when_the_state_cannot_be_read_is_refused(admin_client_logged_in, monkeypatch):
+    from ops.trading import gate
+
+    def unreadable(symbol, strategy):
+        raise gate.TradingStateUnavailable("database gone")
+
+    monkeypatch.setattr(gate, "effective_state", unreadable)
+    response = admin_client_logged_in.post("/admin/ops/trade/add/", PHONE_FILL)
+    assert response.status_code == 200 and "fails closed" in response.content.decode()
     assert not Trade.objects.exists()

@@ -109,3 +109,12 @@ def test_the_readme_incident_commands_run_as_written_on_the_demo(db, debug, caps
 
     approve_resume(request.pk, approver=Actor.of(get_user_model().objects.get(username="carol")))
     assert TradingState.objects.get(scope="global").state == "ACTIVE"
+
+
+def test_seed_demo_passes_the_gate_and_writes_nothing_while_halted(db, debug):
+    from ops.trading import service
+
+    service.halt("global", reason="maintenance", actor=service.Actor.system("tests", service.HALT))
+    with pytest.raises(CommandError, match="pre-trade gate refused"):
+        call_command("seed_demo")
+    assert not Trade.objects.exists() and not Analysis.objects.exists()

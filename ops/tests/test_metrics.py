@@ -8,9 +8,10 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.models import Trade
-from ops.records import TradeOrder, record_trade
+from ops.records import TradeOrder
 from ops.tests.conftest import trade_payload
 from ops.trading import service
+from ops.trading.gate import submit_trade
 from ops.trading.models import State
 
 CONTRACT = {
@@ -134,7 +135,7 @@ def test_trades_from_every_creation_path_are_counted(api, admin_client_logged_in
             "executed_at_1": "10:00:00",
         },
     )
-    record_trade(TradeOrder("shell-1", "AAPL", "buy", 1, 1))  # a shell, through the service
+    submit_trade(TradeOrder("shell-1", "AAPL", "buy", 1, 1))  # a shell, through the gate
     Trade.objects.create(client_order_id="orm-1", symbol="AAPL", side="buy", quantity=1, price=1)  # raw ORM
     Trade.objects.bulk_create(
         [
@@ -158,7 +159,7 @@ def test_seed_demo_trades_are_counted(db):
 
 
 def test_counters_never_go_backwards_when_rows_are_deleted(db):
-    record_trade(TradeOrder("t-1", "AAPL", "buy", 1, 1))
+    submit_trade(TradeOrder("t-1", "AAPL", "buy", 1, 1))
     Trade.objects.all().delete()
     assert value(scrape(), "investiq_trades_total", side="buy") == 1
 
@@ -167,7 +168,7 @@ def test_a_rolled_back_trade_is_not_counted(db):
     from django.db import transaction
 
     with pytest.raises(RuntimeError), transaction.atomic():
-        record_trade(TradeOrder("t-1", "AAPL", "buy", 1, 1))
+        submit_trade(TradeOrder("t-1", "AAPL", "buy", 1, 1))
         raise RuntimeError("rolled back")
     assert value(scrape(), "investiq_trades_total", side="buy") == 0
 

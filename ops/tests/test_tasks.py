@@ -15,6 +15,37 @@ def test_the_task_body_records_a_trade(db):
     assert Trade.objects.get(pk=trade_id).client_order_id == "fill-1"
 
 
+def test_the_task_is_refused_by_the_gate_while_halted_logged_and_counted(db, caplog):
+    from prometheus_client import REGISTRY
+
+    from ops.trading import service
+
+    def denied() -> float:
+        return REGISTRY.get_sample_value("investiq_orders_denied_total", {"reason": "trading_halted"}) or 0
+
+    service.halt("global", reason="runaway", actor=service.Actor.system("tests", service.HALT))
+    before = denied()
+    assert record_trade_task.run(trade_payload(client_order_id="fill-2")) is None  # no exception: no retry
+    assert not Trade.objects.exists()
+    assert denied() == before + 1
+    assert any("fill-2" in r.message and "trading_halted" in r.message for r in caplog.records)
+
+
+def test_the_task_under_reducing_records_only_what_shrinks_the_position(db):
+    from ops.trading import service
+
+    record_trade_task.run(trade_payload(client_order_id="open", side="buy", quantity="10"))
+    service.halt(
+        "strategy:momentum",
+        reason="drawdown",
+        actor=service.Actor.system("t", service.HALT),
+        to_state="REDUCING",
+    )
+    assert record_trade_task.run(trade_payload(client_order_id="more", side="buy", quantity="1")) is None
+    assert record_trade_task.run(trade_payload(client_order_id="less", side="sell", quantity="4")) is not None
+    assert set(Trade.objects.values_list("client_order_id", flat=True)) == {"open", "less"}
+
+
 def test_the_task_rejects_invalid_payloads(db):
     from ops.api.errors import ApiError
 

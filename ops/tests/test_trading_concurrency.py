@@ -195,9 +195,10 @@ def test_a_halt_survives_the_process_that_wrote_it(transactional_db, postgres):
 def long_momentum_aapl_reducing(quantity: int) -> None:
     from decimal import Decimal
 
-    from ops.records import TradeOrder, record_trade
+    from ops.records import TradeOrder
+    from ops.trading.gate import submit_trade
 
-    record_trade(TradeOrder("seed", "AAPL", "buy", Decimal(quantity), Decimal(1), "momentum"))
+    submit_trade(TradeOrder("seed", "AAPL", "buy", Decimal(quantity), Decimal(1), "momentum"))
     service.halt(
         "strategy:momentum",
         reason="x",
@@ -209,26 +210,27 @@ def long_momentum_aapl_reducing(quantity: int) -> None:
 def test_a_reducing_gate_trade_and_a_fill_on_one_position_do_not_deadlock(
     transactional_db, postgres, monkeypatch
 ):
-    """The gate path and the plain record path take the position and counter locks in
-    one order. (Before: the gate held the position and waited on a counter shard that
-    a fill held while waiting on the position.)"""
+    """Two gated trades on one position take the position and counter locks in one
+    order. (Before: the gate held the position and waited on a counter shard that an
+    ungated fill held while waiting on the position; fills now pass the gate too.)"""
     from decimal import Decimal
 
-    from ops.records import TradeOrder, record_trade
+    from ops.records import TradeOrder
     from ops.trading import gate
+    from ops.trading.gate import submit_trade
 
     def order(side: str, symbol: str = "AAPL", strategy: str = "momentum", n: list = [0]) -> TradeOrder:  # noqa: B006
         n[0] += 1
         return TradeOrder(f"o-{n[0]}", symbol, side, Decimal(1), Decimal(1), strategy)
 
     long_momentum_aapl_reducing(100)
-    slow_record = gate.insert_trade
+    slow_record = gate._insert
 
     def slowed(*args, **kwargs):
         time.sleep(1.0)  # holds the position lock while the others pile up
         return slow_record(*args, **kwargs)
 
-    monkeypatch.setattr(gate, "insert_trade", slowed)
+    monkeypatch.setattr(gate, "_insert", slowed)
     outcomes: dict[str, str] = {}
 
     @in_thread
@@ -242,7 +244,7 @@ def test_a_reducing_gate_trade_and_a_fill_on_one_position_do_not_deadlock(
     @in_thread
     def fill() -> None:
         try:
-            record_trade(order("sell"))
+            submit_trade(order("sell"))
             outcomes["fill"] = "ok"
         except Exception as exc:
             outcomes["fill"] = repr(exc)
@@ -254,7 +256,7 @@ def test_a_reducing_gate_trade_and_a_fill_on_one_position_do_not_deadlock(
     second.start()
     time.sleep(0.2)
     for _ in range(15):  # move the id sequence so the two sells would share a counter shard
-        record_trade(order("buy", symbol="ZZ", strategy="other"))
+        submit_trade(order("buy", symbol="ZZ", strategy="other"))
     first.join(timeout=30)
     second.join(timeout=30)
     assert outcomes == {"gate": "ok", "fill": "ok"}
@@ -270,8 +272,8 @@ def test_an_identical_retry_racing_the_original_under_reducing_gets_the_original
     from ops.trading import gate
 
     long_momentum_aapl_reducing(10)
-    slow_record = gate.insert_trade
-    monkeypatch.setattr(gate, "insert_trade", lambda *a, **k: time.sleep(0.5) or slow_record(*a, **k))
+    slow_record = gate._insert
+    monkeypatch.setattr(gate, "_insert", lambda *a, **k: time.sleep(0.5) or slow_record(*a, **k))
     same = TradeOrder("close-all", "AAPL", "sell", Decimal(10), Decimal(1), "momentum")
     results: dict[str, object] = {}
 
@@ -296,15 +298,16 @@ def test_seed_demo_and_concurrent_fills_do_not_deadlock(transactional_db, postgr
     from decimal import Decimal
 
     from ops import demo
-    from ops.records import TradeOrder, record_trade
+    from ops.records import TradeOrder
+    from ops.trading.gate import submit_trade
 
-    slow_record = demo.record_trade
+    slow_record = demo.submit_trade
 
     def slowed(*args, **kwargs):
         time.sleep(0.005)  # keep the seed's transaction open while fills arrive
         return slow_record(*args, **kwargs)
 
-    monkeypatch.setattr(demo, "record_trade", slowed)
+    monkeypatch.setattr(demo, "submit_trade", slowed)
     outcomes: dict[str, str] = {}
 
     @in_thread
@@ -325,7 +328,7 @@ def test_seed_demo_and_concurrent_fills_do_not_deadlock(transactional_db, postgr
         ][index]
         try:
             for n in range(4):
-                record_trade(
+                submit_trade(
                     TradeOrder(
                         f"fill-{index}-{n}", symbol, ("buy", "sell")[n % 2], Decimal(1), Decimal(1), strategy
                     )

@@ -167,15 +167,99 @@ def test_an_operator_cannot_resume_from_the_command(operator, one_person_resume)
         call_command("trading", "resume", "--reason", "y", "--actor", "otto-operator")
 
 
-def test_the_command_resumes_with_two_people(operator, supervisor, supervisor2, two_person_resume, capsys):
+def test_the_command_requests_a_resume_but_approvals_need_a_login_session(
+    operator, supervisor, supervisor2, two_person_resume, capsys
+):
     call_command("trading", "halt", "--state", "reducing", "--reason", "x", "--actor", "otto-operator")
     call_command("trading", "resume", "--reason", "ok", "--actor", "sam-supervisor")
     request = ResumeRequest.objects.get()
-    assert f"request #{request.pk}" in capsys.readouterr().out
-    with pytest.raises(CommandError, match="different person"):
-        call_command("trading", "approve", "--request", str(request.pk), "--actor", "sam-supervisor")
-    call_command("trading", "approve", "--request", str(request.pk), "--actor", "sue-supervisor")
+    out = capsys.readouterr().out
+    assert f"request #{request.pk}" in out and "admin → Resume requests" in out
+    # One shell user naming a second supervisor is exactly what the rule must stop.
+    with pytest.raises(CommandError, match="not taken from a shell"):
+        call_command("trading", "approve", "--request", str(request.pk), "--actor", "sue-supervisor")
+    assert state_of() == State.REDUCING
+    request.refresh_from_db()
+    assert request.status == ResumeRequest.Status.PENDING
+    logged_in(supervisor2).post(
+        "/admin/ops/resumerequest/", {"action": "approve_selected", "_selected_action": [request.pk]}
+    )
     assert state_of() == State.ACTIVE
+    assert "login session" in call_command_help()
+
+
+def call_command_help() -> str:
+    from ops.management.commands.trading import Command
+
+    return " ".join(Command().create_parser("manage.py", "trading").format_help().split())
+
+
+def test_command_transitions_record_the_os_login_and_host(operator, monkeypatch):
+    monkeypatch.setenv("SUDO_USER", "alice")
+    monkeypatch.setattr("getpass.getuser", lambda: "root")
+    monkeypatch.setattr("socket.gethostname", lambda: "ops-box-1")
+    call_command("trading", "halt", "--reason", "from the shell", "--actor", "otto-operator")
+    event = TradingEvent.objects.get()
+    assert event.origin == "cli alice (sudo as root)@ops-box-1"
+    assert (event.actor, event.source) == ("otto-operator", "command")
+
+
+def test_the_shell_origin_without_sudo_is_the_login(monkeypatch):
+    monkeypatch.delenv("SUDO_USER", raising=False)
+    monkeypatch.setattr("getpass.getuser", lambda: "sam")
+    monkeypatch.setattr("socket.gethostname", lambda: "laptop")
+    assert service.shell_origin() == "cli sam@laptop"
+
+
+def test_status_shows_the_audit_trail_with_origins_and_open_requests(
+    operator, supervisor, two_person_resume, capsys, monkeypatch
+):
+    monkeypatch.setattr("socket.gethostname", lambda: "ops-box-1")
+    call_command(
+        "trading", "halt", "--scope", "symbol:TSLA", "--reason", "venue halt", "--actor", "otto-operator"
+    )
+    service.halt("global", reason="broker down", actor=service.Actor.of(operator))
+    call_command("trading", "resume", "--scope", "global", "--reason", "back", "--actor", "sam-supervisor")
+    capsys.readouterr()
+    call_command("trading", "status")
+    out = capsys.readouterr().out
+    assert "recent transitions:" in out
+    assert "from admin" in out and "@ops-box-1" in out  # the admin halt and the shell halt
+    assert "pending resume request" in out and "by sam-supervisor from cli " in out
+    call_command("trading", "status", "--scope", "symbol:tsla")
+    history = capsys.readouterr().out.split("recent transitions:")[1]
+    assert "symbol:TSLA" in history and "broker down" not in history
+
+
+def test_status_no_longer_lists_a_request_ended_by_a_direct_resume(operator, supervisor, settings, capsys):
+    settings.TRADING_TWO_PERSON_RESUME = True
+    call_command("trading", "halt", "--reason", "x", "--actor", "otto-operator")
+    call_command("trading", "resume", "--reason", "ok", "--actor", "sam-supervisor")
+    settings.TRADING_TWO_PERSON_RESUME = False
+    call_command("trading", "resume", "--reason", "ok now", "--actor", "sam-supervisor")
+    capsys.readouterr()
+    call_command("trading", "status")
+    assert "pending resume request" not in capsys.readouterr().out
+    assert ResumeRequest.objects.get().status == ResumeRequest.Status.CANCELLED
+
+
+def test_the_admin_lists_show_where_each_change_came_from(
+    operator, supervisor, two_person_resume, monkeypatch
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    monkeypatch.setattr("socket.gethostname", lambda: "ops-box-1")
+    call_command("trading", "halt", "--reason", "x", "--actor", "otto-operator")
+    run_action(logged_in(supervisor), "resume_selected", reason="recovered")
+    viewer_client = logged_in(make_user("auditor", "ops_supervisor"))
+    events = viewer_client.get("/admin/ops/tradingevent/").content.decode()
+    assert "@ops-box-1" in events
+    requests = viewer_client.get("/admin/ops/resumerequest/").content.decode()
+    assert ">admin<" in requests and ">Pending<" in requests
+    ResumeRequest.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert ">expired<" in viewer_client.get("/admin/ops/resumerequest/").content.decode()
 
 
 def test_the_command_rejects_a_bad_scope(operator):

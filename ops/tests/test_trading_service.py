@@ -188,13 +188,54 @@ def test_an_operator_cannot_approve(operator, supervisor, two_person_resume):
         service.approve_resume(request.pk, approver=Actor.of(operator))
 
 
-def test_a_request_is_void_once_the_scope_has_moved(operator, supervisor, supervisor2, two_person_resume):
+def test_a_newer_halt_cancels_the_scopes_open_requests(operator, supervisor, supervisor2, two_person_resume):
     service.halt("global", reason="x", actor=Actor.of(operator), to_state=State.REDUCING)
     request = service.request_resume("global", reason="y", actor=Actor.of(supervisor))
+    other = service.request_resume(
+        "symbol:AAPL", reason="y", actor=Actor.of(supervisor), to_state=State.ACTIVE
+    )
     service.halt("global", reason="worse", actor=Actor.of(operator))
-    with pytest.raises(ResumeRequestInvalid, match="now HALTED"):
+    request.refresh_from_db()
+    assert request.status == ResumeRequest.Status.CANCELLED
+    with pytest.raises(ResumeRequestInvalid, match="was cancelled"):
         service.approve_resume(request.pk, approver=Actor.of(supervisor2))
     assert state_of("global") == State.HALTED
+    other.refresh_from_db()
+    assert other.status == ResumeRequest.Status.PENDING  # another scope's request stands
+
+
+def test_a_direct_resume_cancels_the_scopes_open_requests(operator, supervisor, supervisor2, settings):
+    settings.TRADING_TWO_PERSON_RESUME = True
+    service.halt("global", reason="x", actor=Actor.of(operator))
+    request = service.request_resume("global", reason="y", actor=Actor.of(supervisor))
+    settings.TRADING_TWO_PERSON_RESUME = False  # e.g. switched off during an incident
+    service.resume("global", reason="fixed", actor=Actor.of(supervisor2))
+    request.refresh_from_db()
+    assert request.status == ResumeRequest.Status.CANCELLED
+    assert not ResumeRequest.objects.pending().exists()
+
+
+def test_an_approval_cancels_the_other_open_requests_of_its_scope(
+    operator, supervisor, supervisor2, two_person_resume
+):
+    third = make_user("third", "ops_supervisor")
+    service.halt("global", reason="x", actor=Actor.of(operator))
+    first = service.request_resume("global", reason="y", actor=Actor.of(supervisor))
+    second = service.request_resume("global", reason="z", actor=Actor.of(third))
+    service.approve_resume(first.pk, approver=Actor.of(supervisor2))
+    statuses = dict(ResumeRequest.objects.values_list("pk", "status"))
+    assert statuses == {first.pk: "approved", second.pk: "cancelled"}
+
+
+def test_an_approval_from_a_shell_is_refused(operator, supervisor, supervisor2, two_person_resume):
+    service.halt("global", reason="x", actor=Actor.of(operator))
+    request = service.request_resume("global", reason="y", actor=Actor.from_shell(supervisor))
+    with pytest.raises(PermissionDenied, match="login session"):
+        service.approve_resume(request.pk, approver=Actor.from_shell(supervisor2))
+    assert state_of("global") == State.HALTED
+    event = service.approve_resume(request.pk, approver=Actor.of(supervisor2)).event
+    request.refresh_from_db()
+    assert request.origin.startswith("cli ") and event.origin == "admin"
 
 
 def test_a_request_is_approved_only_once(operator, supervisor, supervisor2, two_person_resume):
@@ -225,4 +266,8 @@ def test_the_database_refuses_to_rewrite_or_delete_events(operator, postgres):
         TradingEvent.objects.update(reason="rewritten")
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         TradingEvent.objects.all().delete()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        TradingEvent.objects.update(origin="cli someone-else@elsewhere")
+    # The outbox's bookkeeping is written after the insert, like the outcome.
+    TradingEvent.objects.update(broker_attempts=1)
     assert TradingEvent.objects.get().reason == "x"

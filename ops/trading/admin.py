@@ -10,10 +10,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from ops.trading import service
+from ops.trading import broker, service
 from ops.trading.errors import TradingStateError
 from ops.trading.models import (
     BrokerCancellation,
+    BrokerOutbox,
+    BrokerOutcome,
     Position,
     ResumeRequest,
     State,
@@ -155,25 +157,27 @@ class TradingStateAdmin(ReadOnlyAdmin):
             )
         elif result.changed:
             event = result.event
-            note = (
-                f" Broker: {event.broker_outcome} {event.broker_detail or ''}" if event.broker_detail else ""
-            )
-            self.message_user(
-                request, f"{scope}: {event.from_state} → {event.to_state}.{note}", messages.SUCCESS
-            )
+            self.message_user(request, f"{scope}: {event.from_state} → {event.to_state}.", messages.SUCCESS)
+            if event.broker_outcome != BrokerOutcome.NOT_REQUESTED:
+                self._report_broker(request, event)
         elif result.cancellation is not None:
-            cancel = result.cancellation
-            self.message_user(
-                request,
-                f"{scope}: already HALTED. Cancel all open orders: "
-                f"{cancel.broker_outcome} {cancel.broker_detail}",
-                messages.SUCCESS if cancel.broker_outcome == "succeeded" else messages.ERROR,
-            )
+            self.message_user(request, f"{scope}: already HALTED; nothing changed.", messages.INFO)
+            self._report_broker(request, result.cancellation)
         else:
             self.message_user(
                 request, f"{scope}: already {result.state.state}; nothing changed.", messages.INFO
             )
         return True
+
+    def _report_broker(self, request: HttpRequest, row: BrokerOutbox) -> None:
+        # Wait a few seconds for the task, then say honestly what is known.
+        row = broker.wait_for_outcome(row)
+        level = {BrokerOutcome.SUCCEEDED: messages.SUCCESS, BrokerOutcome.FAILED: messages.ERROR}
+        self.message_user(
+            request,
+            f"Cancel all open orders at the broker: {row.broker_summary}.",
+            level.get(row.broker_outcome, messages.WARNING),
+        )
 
     def _page(self, request, form, heading, submit_label, scopes, action, selected):
         context = {
@@ -202,11 +206,12 @@ class TradingEventAdmin(ReadOnlyAdmin):
         "actor",
         "approver",
         "source",
+        "origin",
         "broker_outcome",
         "reason",
     )
     list_filter = ("to_state", "source", "broker_outcome")
-    search_fields = ("scope", "actor")
+    search_fields = ("scope", "actor", "origin")
     date_hierarchy = "created_at"
 
 
@@ -218,14 +223,19 @@ class ResumeRequestAdmin(ReadOnlyAdmin):
         "from_state",
         "to_state",
         "requested_by",
+        "origin",
         "created_at",
         "expires_at",
-        "status",
+        "status_shown",
         "approved_by",
         "reason",
     )
     list_filter = ("status",)
     actions = ("approve_selected",)
+
+    @admin.display(description="status", ordering="status")
+    def status_shown(self, obj: ResumeRequest) -> str:
+        return obj.shown_status
 
     @admin.action(description="Approve selected resume requests")
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[ResumeRequest]) -> None:
@@ -243,7 +253,16 @@ class ResumeRequestAdmin(ReadOnlyAdmin):
 
 @admin.register(BrokerCancellation)
 class BrokerCancellationAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "actor", "source", "broker_outcome", "reason", "broker_detail")
+    list_display = (
+        "created_at",
+        "actor",
+        "source",
+        "origin",
+        "broker_outcome",
+        "broker_attempts",
+        "reason",
+        "broker_detail",
+    )
     list_filter = ("broker_outcome",)
 
 

@@ -1,14 +1,28 @@
-"""Broker actions on a halt: cancel every open order at Alpaca."""
+"""Broker actions on a halt: cancel every open order at Alpaca, through an outbox.
+
+A halt that asks for it leaves its row (TradingEvent or BrokerCancellation) with
+broker_outcome PENDING, in the halt's transaction, and queues a task on commit. The
+task calls Alpaca; a transient failure (timeout, connection, 5xx, 429) is retried with
+backoff up to BROKER_CANCEL_MAX_ATTEMPTS, anything else is final. If the task is lost
+(worker crash, flushed queue), the beat sweep re-queues rows left pending. The outcome
+is written once, by compare-and-set from PENDING, so a late duplicate changes nothing.
+A duplicate may call Alpaca twice; cancelling all open orders twice is harmless.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
 
 from ops.http import OutboundError, Timeout, request_json
-from ops.trading.models import BrokerCancellation, BrokerOutcome, TradingEvent
+from ops.trading.models import BrokerCancellation, BrokerOutbox, BrokerOutcome, TradingEvent
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +43,31 @@ def alpaca_headers() -> dict[str, str]:
     return {"APCA-API-KEY-ID": settings.ALPACA_KEY_ID, "APCA-API-SECRET-KEY": settings.ALPACA_SECRET_KEY}
 
 
-def cancel_open_orders() -> dict[str, Any]:
-    """DELETE /v2/orders. Returns the outcome as stored on the event; never raises."""
+NOT_CONFIGURED = "Alpaca is not configured (ALPACA_BASE_URL, ALPACA_KEY_ID, ALPACA_SECRET_KEY)."
+# Task arguments are ids, not objects: (kind, pk).
+KINDS: dict[str, type[TradingEvent | BrokerCancellation]] = {
+    "event": TradingEvent,
+    "cancellation": BrokerCancellation,
+}
+# Worth another try: the broker may answer next time. Anything else (refused
+# credentials, an answer we cannot read, a 4xx) would fail the same way again.
+TRANSIENT_KINDS = ("timeout", "connection")
+# Retries wait base * 2^(n-1) seconds, at most this; the sweep's staleness threshold
+# (BROKER_CANCEL_STALE_SECONDS) is well above it, so it does not re-queue a live retry.
+MAX_BACKOFF_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    ok: bool
+    detail: dict[str, Any]
+    transient: bool = False
+
+
+def cancel_open_orders() -> Attempt:
+    """DELETE /v2/orders once. Never raises: the outcome says what happened."""
     if not alpaca_configured():
-        return {
-            "ok": False,
-            "error": "Alpaca is not configured (ALPACA_BASE_URL, ALPACA_KEY_ID, ALPACA_SECRET_KEY).",
-        }
+        return Attempt(False, {"ok": False, "error": NOT_CONFIGURED})
     url = alpaca_url("/v2/orders")
     try:
         # Alpaca answers 207 Multi-Status: one entry per order with its own status.
@@ -43,29 +75,111 @@ def cancel_open_orders() -> dict[str, Any]:
             "DELETE", url, timeout=alpaca_timeout(), headers=alpaca_headers(), ok_statuses=(200, 207)
         )
     except OutboundError as exc:
-        return {"ok": False, "error": exc.detail, "kind": exc.kind}
+        transient = exc.kind in TRANSIENT_KINDS or (
+            exc.kind == "http_error" and (exc.status == 429 or (exc.status or 0) >= 500)
+        )
+        return Attempt(False, {"ok": False, "error": exc.detail, "kind": exc.kind}, transient)
     if not isinstance(response.body, list) or not all(isinstance(item, dict) for item in response.body):
-        return {
-            "ok": False,
-            "error": f"malformed answer: expected a list of orders, got {response.body!r:.200}",
-            "kind": "malformed",
-        }
+        return Attempt(
+            False,
+            {
+                "ok": False,
+                "error": f"malformed answer: expected a list of orders, got {response.body!r:.200}",
+                "kind": "malformed",
+            },
+        )
     cancelled = [str(item.get("id")) for item in response.body if item.get("status") in (200, 204, None)]
     failed = [
         {"id": str(item.get("id")), "status": item.get("status")}
         for item in response.body
         if item.get("status") not in (200, 204, None)
     ]
-    return {"ok": not failed, "cancelled": cancelled, "failed": failed}
+    return Attempt(not failed, {"ok": not failed, "cancelled": cancelled, "failed": failed})
 
 
-def cancel_and_record(model: type[TradingEvent | BrokerCancellation], pk: int) -> None:
-    """Run the cancel and record its outcome on the row (an event or a cancellation), once."""
-    outcome = cancel_open_orders()
-    status = BrokerOutcome.SUCCEEDED if outcome["ok"] else BrokerOutcome.FAILED
-    # Compare-and-set from PENDING: the outcome is written once and never overwritten.
-    model.objects.filter(pk=pk, broker_outcome=BrokerOutcome.PENDING).update(
-        broker_outcome=status, broker_detail=outcome
+def kind_of(row: BrokerOutbox) -> str:
+    return next(kind for kind, model in KINDS.items() if isinstance(row, model))
+
+
+def enqueue_cancellation(row: BrokerOutbox) -> None:
+    """Queue the call for when the caller's transaction commits (nothing if it rolls back)."""
+    from ops.trading.tasks import cancel_open_orders_task  # the task module imports this one
+
+    cancel_open_orders_task.delay_on_commit(kind_of(row), row.pk)
+
+
+def attempt_cancellation(kind: str, pk: int) -> float | None:
+    """One try for a pending row. Returns the seconds to wait before the next try, or
+    None when there is nothing more to do (outcome recorded, or already final)."""
+    model = KINDS[kind]
+    # Claim the attempt on the row itself: the count survives lost tasks and the
+    # sweep's re-queues, so the number of tries stays bounded whatever happens.
+    claimed = (
+        model.objects.pending()
+        .filter(pk=pk)
+        .update(broker_attempts=F("broker_attempts") + 1, broker_attempted_at=timezone.now())
     )
-    log = logger.info if outcome["ok"] else logger.error
-    log("broker cancel for %s %s: %s", model._meta.model_name, pk, outcome)
+    if not claimed:
+        return None  # recorded already (a duplicate task), or never asked for
+    attempts = model.objects.values_list("broker_attempts", flat=True).get(pk=pk)
+    limit = settings.BROKER_CANCEL_MAX_ATTEMPTS
+    if attempts > limit:
+        # Tries were claimed but never finished (crashes): stop, and say so.
+        _record(model, pk, BrokerOutcome.FAILED, {"ok": False, "error": f"no answer after {limit} attempts"})
+        return None
+    attempt = cancel_open_orders()
+    if attempt.ok:
+        _record(model, pk, BrokerOutcome.SUCCEEDED, attempt.detail)
+        return None
+    if not attempt.transient:
+        _record(model, pk, BrokerOutcome.FAILED, attempt.detail)
+        return None
+    if attempts >= limit:
+        error = f"{attempt.detail['error']} (gave up after {attempts} attempts)"
+        _record(model, pk, BrokerOutcome.FAILED, {**attempt.detail, "error": error})
+        return None
+    # Still PENDING: keep the last error on the row so a person sees why it is waiting.
+    model.objects.pending().filter(pk=pk).update(broker_detail={**attempt.detail, "attempts": attempts})
+    logger.warning("broker cancel for %s %s, attempt %s: %s; will retry", kind, pk, attempts, attempt.detail)
+    return min(settings.BROKER_CANCEL_RETRY_BASE_SECONDS * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
+
+
+def _record(model: type[BrokerOutbox], pk: int, outcome: str, detail: dict[str, Any]) -> None:
+    # Compare-and-set from PENDING: the outcome is written once and never overwritten.
+    written = model.objects.pending().filter(pk=pk).update(broker_outcome=outcome, broker_detail=detail)
+    if written:
+        log = logger.info if outcome == BrokerOutcome.SUCCEEDED else logger.error
+        log("broker cancel for %s %s: %s %s", model._meta.model_name, pk, outcome, detail)
+
+
+def requeue_stale() -> int:
+    """Beat: re-queue rows left pending with no attempt for a while (their task was lost)."""
+    before = timezone.now() - timedelta(seconds=settings.BROKER_CANCEL_STALE_SECONDS)
+    from ops.trading.tasks import cancel_open_orders_task  # the task module imports this one
+
+    queued = 0
+    for kind, model in KINDS.items():
+        for pk in model.objects.stale(before).values_list("pk", flat=True):
+            cancel_open_orders_task.delay(kind, pk)
+            queued += 1
+    if queued:
+        logger.warning("re-queued %s broker cancellation(s) left pending", queued)
+    return queued
+
+
+def pending_count() -> int:
+    return sum(model.objects.pending().count() for model in KINDS.values())
+
+
+def wait_for_outcome(row: BrokerOutbox, seconds: float | None = None) -> BrokerOutbox:
+    """Re-read `row` until its outcome is known or `seconds` pass, for telling a person.
+
+    Polling a few seconds: the web request or command waits, the halt does not.
+    """
+    seconds = settings.BROKER_CANCEL_WAIT_SECONDS if seconds is None else seconds
+    deadline = time.monotonic() + seconds
+    while True:
+        row.refresh_from_db(fields=["broker_outcome", "broker_detail", "broker_attempts"])
+        if row.broker_outcome != BrokerOutcome.PENDING or time.monotonic() >= deadline:
+            return row
+        time.sleep(0.25)

@@ -1,21 +1,28 @@
 """The pre-trade gate: the effective state for a trade, enforced before it is recorded.
 
 Fail closed: if the state cannot be read, the trade is refused (TradingStateUnavailable),
-never let through.
+never let through. submit_trade() is the only way a new trade is created: the API, the
+admin, Celery tasks and seed_demo call it, and the insert itself is private to it.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from ops.models import ApiClient, Side, Trade
-from ops.records import TradeOrder, insert_trade, lock_position, retry_result
+from ops.monitoring.metrics import ORDERS_DENIED
+from ops.records import ConflictingOrder, TradeOrder, lock_position, retry_result
 from ops.trading.models import GLOBAL_SCOPE, SEVERITY, Position, State, TradingState
 from ops.trading.scopes import trade_scopes
+
+logger = logging.getLogger(__name__)
 
 
 class TradingStateUnavailable(Exception):
@@ -115,4 +122,51 @@ def submit_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tupl
             # order, already recorded, and must not be refused as a new one.
             return retry_result(order, existing)
         check(effective_state(order.symbol, order.strategy), order, Decimal(position.quantity))
-        return insert_trade(order, api_client, locked_position=position)
+        return _insert(order, api_client, position)
+
+
+def submit_reported_trade(order: TradeOrder) -> int | None:
+    """submit_trade() for callers with nobody to answer (a Celery task): a refusal is
+    logged with its reason and counted like the API's, not raised, since a retry would
+    only be refused again. Returns the trade's id, or None when refused."""
+    try:
+        trade, _ = submit_trade(order)
+    except TradeDenied as exc:
+        ORDERS_DENIED.labels(exc.code).inc()
+        logger.warning("trade %s refused by the gate (%s): %s", order.client_order_id, exc.code, exc.detail)
+        return None
+    except TradingStateUnavailable as exc:
+        ORDERS_DENIED.labels("trading_state_unavailable").inc()
+        logger.error("trade %s refused: the trading state cannot be read: %s", order.client_order_id, exc)
+        return None
+    except ConflictingOrder as exc:
+        logger.error("trade %s not recorded: %s", order.client_order_id, exc)
+        return None
+    return trade.pk
+
+
+def _insert(order: TradeOrder, api_client: ApiClient | None, position: Position) -> tuple[Trade, bool]:
+    """Insert the trade and move its position, under the position lock the gate holds."""
+    try:
+        # The savepoint keeps the caller's transaction usable if the insert collides.
+        with transaction.atomic():
+            trade = Trade.objects.create(
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=order.quantity,
+                price=order.price,
+                strategy=order.strategy,
+                executed_at=order.executed_at or timezone.now(),
+                api_client=api_client,
+            )
+            # UPDATE ... SET quantity = quantity + delta, under the row lock: no lost update.
+            delta = trade.quantity if trade.side == Side.BUY else -trade.quantity
+            Position.objects.filter(pk=position.pk).update(quantity=F("quantity") + delta)
+    except IntegrityError:
+        # Two identical requests raced past the lookup; the loser answers as a retry.
+        existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
+        if existing is None:
+            raise
+        return retry_result(order, existing)
+    return trade, True

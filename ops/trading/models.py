@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ops.validators import STRATEGY_PATTERN, SYMBOL_PATTERN, validate_strategy, validate_symbol
@@ -57,18 +60,6 @@ class TradingState(models.Model):
     def __str__(self) -> str:
         return f"{self.scope}: {self.state}"
 
-    @property
-    def severity(self) -> int:
-        return SEVERITY[self.state]
-
-
-class TradingEventQuerySet(models.QuerySet):
-    def recent(self, limit: int = 50) -> TradingEventQuerySet:
-        return self.order_by("-id")[:limit]
-
-    def for_scope(self, scope: str) -> TradingEventQuerySet:
-        return self.filter(scope=scope)
-
 
 class BrokerOutcome(models.TextChoices):
     NOT_REQUESTED = "not_requested", "Not requested"
@@ -77,7 +68,64 @@ class BrokerOutcome(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class TradingEvent(models.Model):
+ORIGIN_HELP = "Where it came from: admin or web (a login session), cli <os-login>@<host> (a shell), system."
+
+
+class BrokerOutboxQuerySet(models.QuerySet):
+    """Rows whose cancel-all-orders call is owed to the broker (ops.trading.broker)."""
+
+    def pending(self) -> BrokerOutboxQuerySet:
+        return self.filter(broker_outcome=BrokerOutcome.PENDING)
+
+    def stale(self, before: datetime) -> BrokerOutboxQuerySet:
+        """Pending and untouched since `before`: its task was lost (a crash, a flushed queue)."""
+        last_touched = Coalesce("broker_attempted_at", "created_at")
+        return self.pending().alias(last_touched=last_touched).filter(last_touched__lt=before)
+
+
+class BrokerOutbox(models.Model):
+    """The outbox half of a row that asked for its broker orders to be cancelled.
+
+    The call runs in a Celery task queued on commit, retried with backoff, and swept up
+    by beat if the task is lost; the outcome is written once, from PENDING.
+    """
+
+    broker_outcome = models.CharField(
+        max_length=16, choices=BrokerOutcome.choices, default=BrokerOutcome.NOT_REQUESTED
+    )
+    broker_detail = models.JSONField(null=True, blank=True)
+    broker_attempts = models.PositiveSmallIntegerField(default=0)
+    broker_attempted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BrokerOutboxQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    @property
+    def broker_summary(self) -> str:
+        """What a person is told: the outcome, or that it is still owed and retried."""
+        detail = self.broker_detail or {}
+        if self.broker_outcome == BrokerOutcome.PENDING:
+            tried = f" after {self.broker_attempts} attempt(s), last: {detail['error']}" if detail else ""
+            return f"pending{tried}; it will be retried and recorded on this row"
+        if self.broker_outcome == BrokerOutcome.SUCCEEDED:
+            return f"succeeded, {len(detail.get('cancelled', []))} order(s) cancelled"
+        if self.broker_outcome == BrokerOutcome.FAILED:
+            failed = detail.get("error") or f"orders not cancelled: {detail.get('failed')}"
+            return f"failed ({failed})"
+        return "not requested"
+
+
+class TradingEventQuerySet(BrokerOutboxQuerySet):
+    def recent(self, limit: int = 50) -> TradingEventQuerySet:
+        return self.order_by("-id")[:limit]
+
+    def for_scope(self, scope: str) -> TradingEventQuerySet:
+        return self.filter(scope=scope)
+
+
+class TradingEvent(BrokerOutbox):
     """One transition, append-only: never updated except its broker outcome, once."""
 
     scope = models.CharField(max_length=80)
@@ -87,17 +135,22 @@ class TradingEvent(models.Model):
     actor = models.CharField(max_length=150, help_text="Who asked: a username or system:<name>.")
     source = models.CharField(max_length=100, help_text="manual, command, rule:<name> or alert:<alertname>.")
     approver = models.CharField(max_length=150, blank=True)
+    origin = models.CharField(max_length=200, blank=True, help_text=ORIGIN_HELP)
     created_at = models.DateTimeField(default=timezone.now)
-    broker_outcome = models.CharField(
-        max_length=16, choices=BrokerOutcome.choices, default=BrokerOutcome.NOT_REQUESTED
-    )
-    broker_detail = models.JSONField(null=True, blank=True)
 
     objects = TradingEventQuerySet.as_manager()
 
     class Meta:
         ordering = ("-id",)
-        indexes = [models.Index(fields=["scope", "-id"], name="tradingevent_scope_idx")]
+        indexes = [
+            models.Index(fields=["scope", "-id"], name="tradingevent_scope_idx"),
+            # Partial: the scrape-time gauge and the sweep read only the few pending rows.
+            models.Index(
+                fields=["broker_outcome"],
+                condition=Q(broker_outcome=BrokerOutcome.PENDING),
+                name="tradingevent_broker_pending",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(condition=~Q(reason=""), name="tradingevent_reason_set"),
             models.CheckConstraint(
@@ -147,8 +200,13 @@ class Position(models.Model):
 
 
 class ResumeRequestQuerySet(models.QuerySet):
+    def open(self) -> ResumeRequestQuerySet:
+        """Not yet approved or cancelled (possibly expired)."""
+        return self.filter(status=ResumeRequest.Status.PENDING)
+
     def pending(self) -> ResumeRequestQuerySet:
-        return self.filter(status=ResumeRequest.Status.PENDING, expires_at__gt=timezone.now())
+        """Open and not expired: what may still be approved."""
+        return self.open().filter(expires_at__gt=timezone.now())
 
 
 class ResumeRequest(models.Model):
@@ -157,13 +215,15 @@ class ResumeRequest(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         APPROVED = "approved", "Approved"
-        CANCELLED = "cancelled", "Cancelled"
+        # Ended by a later transition of its scope (a direct resume, a newer halt).
+        CANCELLED = "cancelled", "Cancelled by a later transition"
 
     scope = models.CharField(max_length=80)
     from_state = models.CharField(max_length=8, choices=State.choices)
     to_state = models.CharField(max_length=8, choices=State.choices)
     reason = models.TextField()
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    origin = models.CharField(max_length=200, blank=True, help_text=ORIGIN_HELP)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -185,22 +245,34 @@ class ResumeRequest(models.Model):
     def is_expired(self) -> bool:
         return self.status == self.Status.PENDING and self.expires_at <= timezone.now()
 
+    @property
+    def shown_status(self) -> str:
+        """The status a person needs: an expired request is not "pending" any more."""
+        return "expired" if self.is_expired else self.get_status_display()
 
-class BrokerCancellation(models.Model):
+
+class BrokerCancellation(BrokerOutbox):
     """A cancel-all-orders request made while the global scope was already HALTED
     (e.g. after an automatic trip), so there was no transition event to carry it."""
 
     actor = models.CharField(max_length=150)
     source = models.CharField(max_length=100)
+    origin = models.CharField(max_length=200, blank=True, help_text=ORIGIN_HELP)
     reason = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
     broker_outcome = models.CharField(
         max_length=16, choices=BrokerOutcome.choices, default=BrokerOutcome.PENDING
     )
-    broker_detail = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ("-id",)
+        indexes = [
+            models.Index(
+                fields=["broker_outcome"],
+                condition=Q(broker_outcome=BrokerOutcome.PENDING),
+                name="brokercancel_broker_pending",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} cancel all orders by {self.actor}: {self.broker_outcome}"

@@ -15,12 +15,21 @@ Semantics worth knowing:
   on an already halted global scope still runs, recorded as a BrokerCancellation.
 - Permissions are read from groups and direct grants for everyone; a superuser flag
   grants nothing here (roles: ops_viewer, ops_operator, ops_supervisor).
+- Every event and request records its origin: "admin" (a login session), "cli
+  <os-login>@<host>" (manage.py from a shell) or "system". A shell's --actor is a name
+  typed by whoever has the shell, not a login, so approving a resume request needs a
+  login session: one shell user cannot play both people of the two-person rule.
+- Any transition of a scope ends its open resume requests (CANCELLED): they were asked
+  against the state it had before.
 """
 
 from __future__ import annotations
 
+import getpass
 import logging
+import os
 import re
+import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -54,19 +63,47 @@ logger = logging.getLogger(__name__)
 HALT, RESUME, APPROVE = "halt_trading", "resume_trading", "approve_resume"
 _SOURCE = re.compile(r"\A(manual|command|(rule|alert):[A-Za-z0-9_.:-]{1,80})\Z")
 MAX_REASON = 2000
+APPROVAL_NEEDS_SESSION = (
+    "Approving a resume needs a login session (the admin's Resume requests page): a name given "
+    "on a command line is not authenticated, so one shell user could play both people."
+)
+
+
+def shell_origin() -> str:
+    """ "cli <login>@<host>" for a command run from a shell; the person behind sudo if any."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers): the uid still says who
+        login = f"uid {os.getuid()}"
+    sudo_user = os.environ.get("SUDO_USER")
+    if sudo_user and sudo_user != login:
+        login = f"{sudo_user} (sudo as {login})"
+    return f"cli {login}@{socket.gethostname()}"
 
 
 @dataclass(frozen=True)
 class Actor:
-    """Who asks for a transition: a person (user) or a named system component."""
+    """Who asks for a transition: a person (user) or a named system component.
+
+    `session` is True only when a login session proved who the person is (admin,
+    console); a name given on a command line proves nothing about who typed it.
+    """
 
     name: str
     user: object | None = None
     system_permissions: frozenset[str] = field(default_factory=frozenset)
+    origin: str = "system"
+    session: bool = False
 
     @classmethod
-    def of(cls, user) -> Actor:
-        return cls(name=user.get_username(), user=user)
+    def of(cls, user, *, origin: str = "admin") -> Actor:
+        """A person logged in to the admin or the console."""
+        return cls(name=user.get_username(), user=user, origin=origin, session=True)
+
+    @classmethod
+    def from_shell(cls, user) -> Actor:
+        """A person named on a command line; the OS login and host are recorded with it."""
+        return cls(name=user.get_username(), user=user, origin=shell_origin())
 
     @classmethod
     def system(cls, name: str, *permissions: str) -> Actor:
@@ -133,14 +170,16 @@ def halt(
             result = TransitionResult(
                 result.state,
                 None,
-                BrokerCancellation.objects.create(actor=actor.name, source=source, reason=reason),
+                BrokerCancellation.objects.create(
+                    actor=actor.name, source=source, reason=reason, origin=actor.origin
+                ),
             )
         if cancel_orders:
-            target = result.event or result.cancellation
-            # After the commit, never inside it: the halt must not wait on the broker.
-            transaction.on_commit(lambda: broker.cancel_and_record(type(target), target.pk), robust=True)
-    if cancel_orders:
-        (result.event or result.cancellation).refresh_from_db()
+            # An outbox: the row says PENDING in this transaction, a task queued on commit
+            # makes the call (with retries, and a beat sweep if the task is lost). The
+            # halt never waits on the broker; broker.wait_for_outcome() is for callers
+            # that want to tell a person.
+            broker.enqueue_cancellation(result.event or result.cancellation)
     return result
 
 
@@ -176,6 +215,7 @@ def request_resume(scope: str, *, reason: str, actor: Actor, to_state: str = Sta
             to_state=to_state,
             reason=reason,
             requested_by=actor.user,
+            origin=actor.origin,
             created_at=now,
             expires_at=now + timedelta(minutes=settings.TRADING_RESUME_REQUEST_TTL_MINUTES),
         )
@@ -187,11 +227,18 @@ def approve_resume(request_id: int, *, approver: Actor, source: str = "manual") 
     """Second step: a different person with the approve permission carries it out."""
     _, _, source = _clean(GLOBAL_SCOPE, "-", source)
     approver.require(APPROVE, "approve a resume")
+    if not approver.session:
+        raise PermissionDenied(APPROVAL_NEEDS_SESSION)
     with transaction.atomic():
         try:
             request = ResumeRequest.objects.select_for_update().get(pk=request_id)
         except ResumeRequest.DoesNotExist:
             raise ResumeRequestInvalid(f"There is no resume request {request_id}.") from None
+        if request.status == ResumeRequest.Status.CANCELLED:
+            raise ResumeRequestInvalid(
+                f"Resume request {request_id} was cancelled: {request.scope} changed state after it "
+                f"was made. Request again if a resume is still wanted."
+            )
         if request.status != ResumeRequest.Status.PENDING:
             raise ResumeRequestInvalid(f"Resume request {request_id} is already {request.status}.")
         if request.expires_at <= timezone.now():
@@ -207,18 +254,22 @@ def approve_resume(request_id: int, *, approver: Actor, source: str = "manual") 
             raise ResumeRequestInvalid(
                 f"{request.scope} is now {row.state}, not {request.from_state} as requested; request again."
             )
+        request.status = ResumeRequest.Status.APPROVED
+        request.approved_by = approver.user
+        request.save(update_fields=["status", "approved_by"])
+        # The event names the requester as actor and records where the approval came from.
+        requester = Actor(name=request.requested_by.get_username(), user=request.requested_by)
         result = _apply(
             row,
             request.to_state,
             request.reason,
-            Actor.of(request.requested_by),
+            requester,
             source,
             approver=approver.name,
+            origin=approver.origin,
         )
-        request.status = ResumeRequest.Status.APPROVED
-        request.approved_by = approver.user
         request.event = result.event
-        request.save(update_fields=["status", "approved_by", "event"])
+        request.save(update_fields=["event"])
     return result
 
 
@@ -255,6 +306,7 @@ def _apply(
     source: str,
     *,
     approver: str = "",
+    origin: str | None = None,
     broker_requested: bool = False,
 ) -> TransitionResult:
     if row.state == to_state:
@@ -268,9 +320,13 @@ def _apply(
         actor=actor.name,
         source=source,
         approver=approver,
+        origin=actor.origin if origin is None else origin,
         created_at=now,
         broker_outcome=BrokerOutcome.PENDING if broker_requested else BrokerOutcome.NOT_REQUESTED,
     )
+    # Open requests were asked against the state the scope had until now: approving one
+    # later would act on a picture nobody saw. Under the row lock, with the event.
+    ResumeRequest.objects.open().filter(scope=row.scope).update(status=ResumeRequest.Status.CANCELLED)
     row.state, row.reason, row.since, row.changed_by, row.source = to_state, reason, now, actor.name, source
     row.save(update_fields=["state", "reason", "since", "changed_by", "source"])
     logger.warning(

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ops.demo import DEMO_USERS, seed
+from ops.trading.gate import TradeDenied, TradingStateUnavailable
 
 
 class Command(BaseCommand):
@@ -23,7 +24,11 @@ class Command(BaseCommand):
                 "seed_demo creates a superuser and demo trades; it runs only with DEBUG=true "
                 "(as `make run` sets). Add --force if you really mean this database."
             )
-        result = seed()
+        try:
+            result = seed()
+        except (TradeDenied, TradingStateUnavailable) as exc:
+            # Demo trades pass the pre-trade gate like any trade; nothing was written.
+            raise CommandError(f"No demo data written: the pre-trade gate refused it: {exc}") from None
         if result.trades or result.analyses:
             self.stdout.write(f"Seeded {result.trades} trades and {result.analyses} analyses.")
         else:
