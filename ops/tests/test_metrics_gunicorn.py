@@ -43,9 +43,11 @@ def gunicorn_url(transactional_db, postgres, tmp_path):
         deadline = time.monotonic() + 30
         while True:
             try:
-                if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                if requests.get(f"{url}/readyz", timeout=3).status_code == 200:
                     break
-            except requests.ConnectionError:
+            # A worker still importing Django answers slowly: a ReadTimeout, not only a
+            # refused connection, means "not ready yet".
+            except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
                 pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text()[-2000:])
