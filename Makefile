@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 
 
-.PHONY: run test lint format install clean
+.PHONY: run test test-tools lint format install clean
 
 # honcho SIGKILLs whatever still runs 5 s after Ctrl-C; Celery's warm shutdown lets a
 # running task (a probe cycle, a broker cancel) finish and needs longer than that.
@@ -42,10 +42,15 @@ run: install
 # Uses Postgres/Redis when DATABASE_URL / REDIS_URL point at them, else SQLite with the
 # service tests skipped (INVESTIQ_REQUIRE_SERVICES=1 turns those skips into failures).
 test: export SECRET_KEY ?= insecure-test-only-key
-test: install
+test: install test-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+
+# promtool, amtool, prometheus, alertmanager for monitoring/'s tests: Debian packages,
+# installed when missing (as root with apt-get; elsewhere those tests skip).
+test-tools:
+	monitoring/ensure-tools.sh
 
 format: install
 	$(BIN)/ruff format .

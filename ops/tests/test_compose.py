@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,11 +20,14 @@ def compose_binary() -> Path:
     return Path(compose.__file__).parent / "docker-compose"
 
 
-def compose_config(tmp_path: Path, env: str) -> subprocess.CompletedProcess:
-    shutil.copy(ROOT / "compose.yaml", tmp_path / "compose.yaml")
+def compose_config(
+    tmp_path: Path, env: str, *, profile: str | None = None, compose_file: Path = ROOT / "compose.yaml"
+) -> subprocess.CompletedProcess:
+    shutil.copy(compose_file, tmp_path / "compose.yaml")
     (tmp_path / ".env").write_text(env)
+    profiles = ["--profile", profile] if profile else []
     return subprocess.run(
-        [str(compose_binary()), "-f", "compose.yaml", "config", "--format", "json"],
+        [str(compose_binary()), "-f", "compose.yaml", *profiles, "config", "--format", "json"],
         cwd=tmp_path,
         # Compose also interpolates from its own environment: give it none of ours
         # (the test run exports SECRET_KEY), so only the .env file counts.
@@ -35,8 +39,10 @@ def compose_config(tmp_path: Path, env: str) -> subprocess.CompletedProcess:
 
 
 def example_env(**overrides: str) -> str:
+    """The .env a reader builds from both examples (README: append the monitoring one)."""
     lines = (ROOT / ".env.example").read_text().splitlines()
-    values = {"SECRET_KEY": "s" * 50, "POSTGRES_PASSWORD": "pw", **overrides}
+    lines += (ROOT / "monitoring" / ".env.example").read_text().splitlines()
+    values = {"SECRET_KEY": "s" * 50, "POSTGRES_PASSWORD": "pw", "GRAFANA_ADMIN_PASSWORD": "gpw", **overrides}
     out = []
     for line in lines:
         key = line.split("=", 1)[0]
@@ -93,3 +99,75 @@ def test_compose_refuses_to_start_without_a_secret_key(tmp_path):
     result = compose_config(tmp_path, example_env(SECRET_KEY=""))
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+# --- The monitoring profile -----------------------------------------------------------
+
+MONITORING = {"prometheus": "9090", "alertmanager": "9093", "grafana": "3001"}
+
+
+@pytest.fixture
+def monitoring_services(tmp_path: Path) -> dict:
+    result = compose_config(tmp_path, example_env(), profile="monitoring")
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    config["services"]["_volumes"] = config["volumes"]
+    return config["services"]
+
+
+def test_the_monitoring_profile_adds_prometheus_alertmanager_and_grafana(monitoring_services):
+    for name, port in MONITORING.items():
+        service = monitoring_services[name]
+        assert service["profiles"] == ["monitoring"]
+        assert [(p["host_ip"], p["published"]) for p in service["ports"]] == [("127.0.0.1", port)]
+        assert service["restart"] == "unless-stopped"
+        assert service["healthcheck"]["test"][0] == "CMD"
+        assert f"{name}_data" in {v["source"] for v in service["volumes"] if v["type"] == "volume"}
+    assert {"prometheus_data", "alertmanager_data", "grafana_data"} <= set(monitoring_services["_volumes"])
+
+
+def test_tokens_reach_prometheus_and_alertmanager_as_the_files_their_configs_read(monitoring_services):
+    prometheus = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
+    (api_job,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "investiq-api"]
+    alertmanager = yaml.safe_load((ROOT / "monitoring" / "alertmanager.yml").read_text())
+    webhook_files = {
+        hook["http_config"]["authorization"]["credentials_file"]
+        for receiver in alertmanager["receivers"]
+        for hook in receiver["webhook_configs"]
+    }
+    secrets = {
+        name: {s["target"] for s in monitoring_services[name]["secrets"]}
+        for name in MONITORING
+        if name != "grafana"
+    }
+    assert secrets["prometheus"] == {api_job["authorization"]["credentials_file"]}
+    assert secrets["alertmanager"] == webhook_files
+
+
+def test_grafana_has_provisioning_embedding_and_no_anonymous_access_by_default(monitoring_services):
+    grafana = monitoring_services["grafana"]
+    targets = {v["target"]: v["source"] for v in grafana["volumes"]}
+    assert targets["/etc/grafana/provisioning"].endswith("monitoring/grafana/provisioning")
+    assert targets["/var/lib/grafana/dashboards"].endswith("monitoring/grafana/dashboards")
+    env = grafana["environment"]
+    assert env["GF_SECURITY_ALLOW_EMBEDDING"] == "true"
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == "gpw"
+
+
+def test_compose_refuses_to_run_without_a_grafana_password(tmp_path):
+    result = compose_config(tmp_path, example_env(GRAFANA_ADMIN_PASSWORD=""), profile="monitoring")
+    assert result.returncode != 0
+    assert "GRAFANA_ADMIN_PASSWORD" in result.stderr
+
+
+def test_a_broken_monitoring_profile_fails_the_check(tmp_path):
+    # An undeclared named volume: the kind of mistake a schema check misses.
+    broken = tmp_path / "broken.yaml"
+    text = (ROOT / "compose.yaml").read_text()
+    assert "grafana_data:/var/lib/grafana" in text
+    broken.write_text(text.replace("grafana_data:/var/lib/grafana", "grafana_dta:/var/lib/grafana"))
+    (tmp_path / "run").mkdir()
+    result = compose_config(tmp_path / "run", example_env(), profile="monitoring", compose_file=broken)
+    assert result.returncode != 0
+    assert "grafana_dta" in result.stderr
