@@ -277,6 +277,8 @@ TRADING_RESUME_REQUEST_TTL_MINUTES = env.int("TRADING_RESUME_REQUEST_TTL_MINUTES
 # Where check_monitoring finds each link; GRAFANA_URL also builds the console's embedded
 # panels (unset: the console shows how to enable them, check_monitoring skips Grafana).
 PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="http://127.0.0.1:9090")
+# The configuration it checks; another folder only to check a copy (the tests do).
+MONITORING_DIR = Path(env.str("MONITORING_DIR", default=str(BASE_DIR / "monitoring")))
 ALERTMANAGER_URL = env.str("ALERTMANAGER_URL", default="http://127.0.0.1:9093")
 GRAFANA_URL = env.str("GRAFANA_URL", default="")
 APP_URL = env.str("APP_URL", default="http://127.0.0.1:8000")

@@ -14,7 +14,7 @@ from django.conf import settings
 
 
 def monitoring_dir() -> Path:
-    return Path(settings.BASE_DIR) / "monitoring"
+    return Path(settings.MONITORING_DIR)
 
 
 YAML_FILES = (
@@ -35,7 +35,7 @@ def load(relative: str) -> Any:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise BrokenFile(f"monitoring/{relative}: cannot read: {exc.strerror}") from None
+        raise BrokenFile(f"{path}: cannot read: {exc.strerror}") from None
     try:
         if relative.endswith(".json"):
             return json.loads(text)
