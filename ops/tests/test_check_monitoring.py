@@ -1,0 +1,137 @@
+"""check_monitoring's static checks on copies of monitoring/ (the live checks run in
+test_alert_loop.py against a real Prometheus, Alertmanager, worker and beat)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from ops.monitoring.chain.files import metric_names
+from ops.tests.monitoring_files import MONITORING, tool
+
+
+@pytest.fixture
+def copy(tmp_path, settings) -> Path:
+    target = tmp_path / "monitoring"
+    shutil.copytree(MONITORING, target)
+    settings.MONITORING_DIR = target
+    return target
+
+
+def static(*args: str) -> tuple[str, bool]:
+    out = StringIO()
+    try:
+        call_command("check_monitoring", "--static-only", *args, stdout=out)
+    except CommandError:
+        return out.getvalue(), False
+    return out.getvalue(), True
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_the_project_files_pass(copy):
+    tool("promtool")
+    tool("amtool")
+    report, ok = static()
+    assert ok, report
+    assert "PASS  alert, rule and panel metrics are exported" in report
+    assert "PASS  promtool test rules" in report and "PASS  amtool check-config" in report
+
+
+def test_a_yaml_error_names_the_file_and_line(copy):
+    edit(copy / "alertmanager.yml", "route:\n", "route:\n  - [unclosed\n")
+    report, ok = static()
+    assert not ok
+    assert "FAIL  parse monitoring/alertmanager.yml" in report
+    assert "alertmanager.yml:" in report and "Traceback" not in report
+
+
+def test_a_broken_dashboard_json_names_the_line(copy):
+    dashboard = copy / "grafana/dashboards/investiq-overview.json"
+    dashboard.write_text(dashboard.read_text().replace('"panels"', '"panels" "', 1))
+    report, ok = static()
+    assert not ok and "investiq-overview.json:" in report
+
+
+def test_a_panel_reading_a_metric_the_app_does_not_export_fails(copy):
+    edit(
+        copy / "grafana/dashboards/investiq-overview.json",
+        "sum(investiq_active_connections{",
+        "sum(investiq_active_conections{",
+    )
+    report, ok = static()
+    assert not ok
+    assert "investiq_active_conections (panel 4 'Active Connections')" in report
+
+
+def test_an_alert_reading_an_undefined_recording_rule_fails(copy):
+    edit(copy / "alert_rules.yml", "job:investiq_errors:rate5m", "job:investiq_errors:rate1m")
+    report, ok = static()
+    assert not ok and "job:investiq_errors:rate1m: no recording rule defines it" in report
+
+
+def test_a_dashboard_on_another_datasource_fails(copy):
+    edit(copy / "grafana/dashboards/investiq-overview.json", '"investiq-prometheus"', '"some-other-uid"')
+    report, ok = static()
+    assert not ok and "FAIL  dashboard uses the provisioned datasource" in report
+
+
+def test_missing_tools_are_a_warning_not_a_failure(copy, monkeypatch):
+    monkeypatch.setattr("ops.monitoring.chain.static.shutil.which", lambda name: None)
+    report, ok = static()
+    assert ok, report
+    assert "WARN  promtool check config" in report and "not on PATH" in report
+
+
+def test_json_output_is_machine_readable(copy):
+    out, _ = static("--json")
+    results = json.loads(out)
+    assert {"check", "status", "detail"} == set(results[0])
+    assert {result["status"] for result in results} <= {"PASS", "WARN", "FAIL", "SKIP"}
+
+
+def test_the_runtime_checks_name_what_is_down(copy, db):
+    out = StringIO()
+    with pytest.raises(CommandError, match="Prometheus ready"):
+        call_command(
+            "check_monitoring",
+            "--prometheus-url=http://127.0.0.1:1",
+            "--alertmanager-url=http://127.0.0.1:1",
+            "--app-url=http://127.0.0.1:1",
+            stdout=out,
+        )
+    report = out.getvalue()
+    assert "FAIL  Prometheus ready" in report and "Connection refused" in report
+    assert "FAIL  Alertmanager ready" in report and "SKIP  Grafana healthy" in report
+    assert "no dependency has ever been checked" in report
+
+
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        ("sum by (job) (rate(investiq_requests_total[5m]))", {"investiq_requests_total"}),
+        (
+            "histogram_quantile(0.95, sum by (job, le) "
+            '(rate(investiq_request_duration_milliseconds_bucket{job="x"}[5m])))',
+            {"investiq_request_duration_milliseconds_bucket"},
+        ),
+        ("job:investiq_errors:rate5m > 0.1", {"job:investiq_errors:rate5m"}),
+        ('up{job!="ml-service"} == 0 and on (job) absent(foo_bar)', {"up", "foo_bar"}),
+        (
+            "time() - max by (job, name) (investiq_dependency_last_check_timestamp_seconds) > 45",
+            {"investiq_dependency_last_check_timestamp_seconds"},
+        ),
+        ("rate(x_total[$__rate_interval]) * 1e3", {"x_total"}),
+    ],
+)
+def test_metric_names_are_read_from_promql(expr, names):
+    assert metric_names(expr) == names
