@@ -45,7 +45,7 @@ def serve(requests: int, drop: list[str]) -> None:
     from django.core.handlers.wsgi import WSGIHandler
     from django.test import RequestFactory
 
-    from ops.models import ApiClient
+    from ops.api.models import ApiClient
 
     ApiClient.objects.get_or_create(
         name="bench",

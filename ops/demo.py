@@ -13,8 +13,8 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from ops.models import Analysis, Signal, Trade
-from ops.records import TradeOrder, lock_position, record_analysis
+from ops.records.intake import TradeOrder, lock_position, record_analysis
+from ops.records.models import Analysis, Signal, Trade
 from ops.trading.gate import submit_trade
 
 DEMO_USERNAME = "demo"

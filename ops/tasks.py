@@ -4,7 +4,7 @@ from celery import shared_task
 
 from ops.api.schemas import TradeForm
 from ops.health.tasks import probe_dependencies, prune_dependency_history  # noqa: F401 - found by the worker
-from ops.records import TradeOrder
+from ops.records.intake import TradeOrder
 from ops.trading import gate
 from ops.trading.tasks import cancel_open_orders_task, sweep_broker_cancellations  # noqa: F401 - found by the worker
 

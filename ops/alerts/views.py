@@ -8,8 +8,8 @@ from ops.alerts.intake import InvalidNotification, parse_notification, store
 from ops.alerts.models import Alert
 from ops.api.decorators import api_view
 from ops.api.errors import ApiError
+from ops.api.models import ApiClient, Scope
 from ops.api.parsing import read_json_object
-from ops.models import ApiClient, Scope
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from ops.api.errors import ApiError
-from ops.models import ApiClient
+from ops.api.models import ApiClient
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="investiq"'}
 

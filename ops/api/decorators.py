@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from ops.api.auth import authenticate
 from ops.api.errors import ApiError, error_response
-from ops.models import ApiClient
+from ops.api.models import ApiClient
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.utils import timezone
 
 from ops.api.errors import ApiError
-from ops.models import MONEY, Side, Signal
+from ops.records.models import MONEY, Side, Signal
 from ops.validators import validate_strategy, validate_symbol
 
 PRINTABLE_VALIDATOR = RegexValidator(r"\A[\x21-\x7e]{1,64}\Z", "1–64 printable ASCII characters, no spaces.")

@@ -8,11 +8,12 @@ from django.http import HttpRequest, JsonResponse
 
 from ops.api.decorators import api_view
 from ops.api.errors import ApiError
+from ops.api.models import ApiClient, Scope
 from ops.api.parsing import read_json_object
 from ops.api.schemas import AnalysisForm, TradeForm, TradingStatusForm
-from ops.models import Analysis, ApiClient, Scope, Trade
 from ops.monitoring.metrics import ORDERS_DENIED
-from ops.records import ConflictingOrder, TradeOrder, record_analysis
+from ops.records.intake import ConflictingOrder, TradeOrder, record_analysis
+from ops.records.models import Analysis, Trade
 from ops.trading.gate import TradeDenied, TradingStateUnavailable, effective_state, position_of, submit_trade
 
 

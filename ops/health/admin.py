@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from ops.admin_base import ReadOnlyAdmin
 from ops.health.models import DependencyCheck, DependencyStatus
-from ops.trading.admin import ReadOnlyAdmin
 
 
 @admin.register(DependencyStatus)

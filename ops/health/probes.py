@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connection
 
+from ops import alpaca
 from ops.health.exceptions import DependencyUnavailable, NotConfigured
 from ops.http import OutboundError, Timeout, request_json
-from ops.trading import broker
 
 
 def _timeout() -> Timeout:
@@ -92,9 +92,12 @@ class Alpaca:
     name: str = "alpaca"
 
     def run(self) -> str:
-        if not broker.alpaca_configured():
+        if not alpaca.configured():
             raise NotConfigured("ALPACA_KEY_ID / ALPACA_SECRET_KEY are not set")
-        body = _get_json(broker.alpaca_url("/v2/clock"), broker.alpaca_headers())
+        try:
+            body = alpaca.clock(_timeout())
+        except OutboundError as exc:
+            raise DependencyUnavailable(exc.detail) from None
         if not isinstance(body, dict) or "is_open" not in body:
             raise DependencyUnavailable(f"unexpected answer: {body!r:.200}")
         return "market open" if body["is_open"] else "market closed"

@@ -17,9 +17,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ops.health.models import DependencyStatus, Health
-from ops.models import Side, Signal
 from ops.monitoring.metrics import COLLECTED
 from ops.monitoring.models import MetricCounter
+from ops.records.models import Side, Signal
 from ops.trading import broker
 from ops.trading.models import GLOBAL_SCOPE, SEVERITY, State, TradingState
 

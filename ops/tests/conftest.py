@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 
 from conftest import require_service
-from ops.models import ApiClient
+from ops.api.models import ApiClient
 from ops.tests.processes import ROOT, free_port, start_process, stop_process, wait_until_ready  # noqa: F401
 
 

@@ -7,7 +7,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from ops.models import ApiClient, Trade
+from ops.api.models import ApiClient
+from ops.records.models import Trade
 
 CHANGELIST = "/admin/ops/trade/"
 
@@ -123,7 +124,7 @@ def test_the_revoke_action_revokes_tokens(admin_client_logged_in):
 
 
 def test_an_id_taken_during_the_admin_save_is_an_error_message_not_a_500(admin_client_logged_in, monkeypatch):
-    from ops.records import ConflictingOrder
+    from ops.records.intake import ConflictingOrder
     from ops.trading import gate
 
     def taken(order):

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 
 from ops.alerts.models import Alert
-from ops.models import ApiClient
+from ops.api.models import ApiClient
 from ops.tests.conftest import ApiTestClient
 from ops.trading import service
 from ops.trading.models import State, TradingEvent, TradingState

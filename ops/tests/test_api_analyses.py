@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from ops.models import Analysis
+from ops.records.models import Analysis
 
 URL = "/api/v1/analyses"
 

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection
 from django.db.migrations.executor import MigrationExecutor
 
-from ops.models import DEFAULT_SCOPES, ApiClient
+from ops.api.models import DEFAULT_SCOPES, ApiClient
 from ops.tests.processes import ROOT
 
 

@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from ops.models import ApiClient, Trade
+from ops.api.models import ApiClient
+from ops.records.models import Trade
 from ops.tests.conftest import ApiTestClient, trade_payload
 
 URL = "/api/v1/trades"

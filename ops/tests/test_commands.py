@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from ops.models import ApiClient
+from ops.api.models import ApiClient
 
 
 def test_create_api_token_prints_a_working_token(db, capsys):

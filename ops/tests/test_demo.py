@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from ops.demo import DEMO_USERS
-from ops.models import Analysis, Trade
+from ops.records.models import Analysis, Trade
 from ops.tests.processes import ROOT
 from ops.trading.models import ResumeRequest, TradingState
 from ops.trading.service import Actor

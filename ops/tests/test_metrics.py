@@ -7,8 +7,8 @@ from django.core.management import call_command
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from ops.models import Trade
-from ops.records import TradeOrder
+from ops.records.intake import TradeOrder
+from ops.records.models import Trade
 from ops.tests.conftest import trade_payload
 from ops.trading import service
 from ops.trading.gate import submit_trade

@@ -8,7 +8,8 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ops.models import Analysis, ApiClient, Trade
+from ops.api.models import ApiClient
+from ops.records.models import Analysis, Trade
 
 
 def make_trade(**overrides) -> Trade:

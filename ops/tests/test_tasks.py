@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from ops.models import Trade
+from ops.records.models import Trade
 from ops.tasks import record_trade_task
 from ops.tests.conftest import celery_worker, database_url, start_process, stop_process, trade_payload
 

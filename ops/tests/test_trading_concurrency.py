@@ -16,7 +16,9 @@ import pytest
 import requests
 from django.db import connection, connections
 
-from ops.models import ApiClient, MetricCounter, Trade
+from ops.api.models import ApiClient
+from ops.monitoring.models import MetricCounter
+from ops.records.models import Trade
 from ops.tests.conftest import database_url, make_user, trade_payload
 from ops.trading import service
 from ops.trading.errors import InvalidTransition
@@ -123,7 +125,7 @@ def test_no_trade_that_started_after_the_halt_returned_is_accepted(live_server, 
 
 
 def test_concurrent_reducing_sells_never_flip_the_position(transactional_db, postgres):
-    from ops.records import TradeOrder
+    from ops.records.intake import TradeOrder
     from ops.trading.gate import TradeDenied, submit_trade
 
     submit_trade(TradeOrder("seed", "AAPL", "buy", 10, 100, "momentum"))
@@ -144,7 +146,7 @@ def test_concurrent_reducing_sells_never_flip_the_position(transactional_db, pos
     with ThreadPoolExecutor(max_workers=8) as pool:
         accepted = sum(pool.map(sell, range(8)))
     assert accepted == 3  # 10 -> 7 -> 4 -> 1; a fourth would go short
-    from ops.trading.models import Position
+    from ops.records.models import Position
 
     assert Position.objects.get(symbol="AAPL", strategy="momentum").quantity == 1
 
@@ -195,7 +197,7 @@ def test_a_halt_survives_the_process_that_wrote_it(transactional_db, postgres):
 def long_momentum_aapl_reducing(quantity: int) -> None:
     from decimal import Decimal
 
-    from ops.records import TradeOrder
+    from ops.records.intake import TradeOrder
     from ops.trading.gate import submit_trade
 
     submit_trade(TradeOrder("seed", "AAPL", "buy", Decimal(quantity), Decimal(1), "momentum"))
@@ -215,7 +217,7 @@ def test_a_reducing_gate_trade_and_a_fill_on_one_position_do_not_deadlock(
     ungated fill held while waiting on the position; fills now pass the gate too.)"""
     from decimal import Decimal
 
-    from ops.records import TradeOrder
+    from ops.records.intake import TradeOrder
     from ops.trading import gate
     from ops.trading.gate import submit_trade
 
@@ -268,7 +270,7 @@ def test_an_identical_retry_racing_the_original_under_reducing_gets_the_original
 ):
     from decimal import Decimal
 
-    from ops.records import TradeOrder
+    from ops.records.intake import TradeOrder
     from ops.trading import gate
 
     long_momentum_aapl_reducing(10)
@@ -298,7 +300,7 @@ def test_seed_demo_and_concurrent_fills_do_not_deadlock(transactional_db, postgr
     from decimal import Decimal
 
     from ops import demo
-    from ops.records import TradeOrder
+    from ops.records.intake import TradeOrder
     from ops.trading.gate import submit_trade
 
     slow_record = demo.submit_trade

@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 from django.db import DatabaseError
 
-from ops.models import Trade
+from ops.records.models import Position, Trade
 from ops.tests.conftest import trade_payload
 from ops.trading import service
-from ops.trading.models import Position, State
+from ops.trading.models import State
 
 TRADES = "/api/v1/trades"
 STATUS = "/api/v1/trading/status"
@@ -202,7 +202,7 @@ def test_a_database_failure_in_the_middle_of_a_trade_writes_nothing(api, order):
     the trade, the position and the counters roll back together (nothing half-written)."""
     from django.db import OperationalError, connection
 
-    from ops.trading.models import Position
+    from ops.records.models import Position
 
     order("buy", "1")
     counted = counted_trades()

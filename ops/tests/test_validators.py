@@ -10,7 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from ops.models import Analysis, MetricCounter, Position, Trade
+from ops.monitoring.models import MetricCounter
+from ops.records.models import Analysis, Position, Trade
 from ops.trading.scopes import InvalidScope, parse_scope
 
 BEFORE = [("ops", "0007_review_fixes")]

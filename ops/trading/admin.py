@@ -1,4 +1,4 @@
-"""Kill-switch admin: halt/reduce/resume actions that ask for a reason, read-only audit."""
+"""Trading admin: trades added through the gate; kill-switch actions that ask for a reason; the audit."""
 
 from __future__ import annotations
 
@@ -10,19 +10,115 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from ops.trading import broker, service
+from ops.admin_base import LargeTableAdmin, ReadOnlyAdmin
+from ops.records.intake import ConflictingOrder, TradeOrder
+from ops.records.models import Trade
+from ops.trading import broker, gate, service
 from ops.trading.errors import TradingStateError
 from ops.trading.models import (
     BrokerCancellation,
     BrokerOutbox,
     BrokerOutcome,
-    Position,
     ResumeRequest,
     State,
     TradingEvent,
     TradingState,
 )
 from ops.trading.scopes import InvalidScope, parse_scope
+
+GATE_NOTE = (
+    "A trade added here passes the pre-trade gate like one from the API: it is refused "
+    "while its scope is HALTED, and while REDUCING unless it shrinks the position."
+)
+
+
+class TradeAddForm(forms.ModelForm):
+    class Meta:
+        model = Trade
+        fields = ("client_order_id", "symbol", "side", "quantity", "price", "strategy", "executed_at")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        names = ("client_order_id", "symbol", "side", "quantity", "price", "strategy")
+        if self.errors or any(data.get(name) in (None, "") for name in names):
+            return data
+        # An early look, for a message on the form with its values kept; save_model's
+        # submit_trade() decides for good, under the position lock.
+        order = TradeOrder.from_dict(data)
+        try:
+            effective = gate.effective_state(order.symbol, order.strategy)
+            gate.check(effective, order, gate.position_of(order.strategy, order.symbol))
+        except gate.TradeDenied as exc:
+            raise forms.ValidationError(f"Not added: {exc.detail}", code=exc.code) from None
+        except gate.TradingStateUnavailable:
+            raise forms.ValidationError(REFUSED_UNAVAILABLE, code="trading_state_unavailable") from None
+        return data
+
+
+REFUSED_UNAVAILABLE = "Not added: the trading state cannot be read, and the gate fails closed."
+
+
+@admin.register(Trade)
+class TradeAdmin(LargeTableAdmin):
+    list_display = ("executed_at", "client_order_id", "symbol", "side", "quantity", "price", "strategy")
+    list_filter = ("side", "executed_at")
+    date_hierarchy = "executed_at"
+    search_fields = ("symbol", "client_order_id")  # enables the box; matching is exact
+    exact_search_fields = ("symbol", "client_order_id")
+    upper_case_search_fields = ("symbol",)
+    search_help_text = "Exact symbol (e.g. AAPL) or client order id."
+    list_select_related = False
+    raw_id_fields = ("api_client",)
+
+    # Trades are records of executions that already happened at the broker: editing
+    # one would make the books disagree with the broker, so nothing is editable once
+    # saved and nothing is deleted. A wrong trade is corrected by a new, offsetting one.
+    # Adding by hand is allowed and goes through the pre-trade gate (submit_trade) like
+    # every other creation path: the kill switch holds here too.
+    def get_readonly_fields(self, request: HttpRequest, obj: Trade | None = None):
+        if obj is None:
+            return ("api_client",)
+        return [field.name for field in Trade._meta.fields]
+
+    def get_form(self, request: HttpRequest, obj: Trade | None = None, change: bool = False, **kwargs):
+        if obj is None:
+            kwargs["form"] = TradeAddForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Trade | None = None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return [(None, {**fieldsets[0][1], "description": GATE_NOTE})]
+        return fieldsets
+
+    def has_delete_permission(self, request: HttpRequest, obj: Trade | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Trade, form, change: bool) -> None:
+        if change:
+            return
+        trade, created = gate.submit_trade(TradeOrder.from_dict(vars(obj)))
+        if not created:
+            messages.info(
+                request, f"{trade.client_order_id} was already recorded by another writer; kept as is."
+            )
+        obj.pk = trade.pk
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except ConflictingOrder as exc:
+            # Another writer took the id between the form's unique check and the save
+            # (the admin's transaction rolled back): say so instead of a 500.
+            self.message_user(request, f"Not added: {exc}.", messages.ERROR)
+            return HttpResponseRedirect(request.path)
+        except gate.TradeDenied as exc:
+            # The scope was halted between the form's check and the save: nothing written.
+            self.message_user(request, f"Not added: {exc.detail}", messages.ERROR)
+            return HttpResponseRedirect(request.path)
+        except gate.TradingStateUnavailable:
+            self.message_user(request, REFUSED_UNAVAILABLE, messages.ERROR)
+            return HttpResponseRedirect(request.path)
 
 
 class ReasonForm(forms.Form):
@@ -45,17 +141,6 @@ class HaltScopeForm(HaltForm):
             return parse_scope(self.cleaned_data["scope"])
         except InvalidScope as exc:
             raise forms.ValidationError(str(exc)) from None
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(TradingState)
@@ -264,9 +349,3 @@ class BrokerCancellationAdmin(ReadOnlyAdmin):
         "broker_detail",
     )
     list_filter = ("broker_outcome",)
-
-
-@admin.register(Position)
-class PositionAdmin(ReadOnlyAdmin):
-    list_display = ("strategy", "symbol", "quantity", "updated_at")
-    search_fields = ("symbol", "strategy")

@@ -21,26 +21,11 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from ops.http import OutboundError, Timeout, request_json
+from ops import alpaca
+from ops.http import OutboundError
 from ops.trading.models import BrokerCancellation, BrokerOutbox, BrokerOutcome, TradingEvent
 
 logger = logging.getLogger(__name__)
-
-
-def alpaca_timeout() -> Timeout:
-    return Timeout(settings.ALPACA_CONNECT_TIMEOUT, settings.ALPACA_READ_TIMEOUT)
-
-
-def alpaca_configured() -> bool:
-    return bool(settings.ALPACA_BASE_URL and settings.ALPACA_KEY_ID and settings.ALPACA_SECRET_KEY)
-
-
-def alpaca_url(path: str) -> str:
-    return settings.ALPACA_BASE_URL.rstrip("/") + path
-
-
-def alpaca_headers() -> dict[str, str]:
-    return {"APCA-API-KEY-ID": settings.ALPACA_KEY_ID, "APCA-API-SECRET-KEY": settings.ALPACA_SECRET_KEY}
 
 
 NOT_CONFIGURED = "Alpaca is not configured (ALPACA_BASE_URL, ALPACA_KEY_ID, ALPACA_SECRET_KEY)."
@@ -66,14 +51,10 @@ class Attempt:
 
 def cancel_open_orders() -> Attempt:
     """DELETE /v2/orders once. Never raises: the outcome says what happened."""
-    if not alpaca_configured():
+    if not alpaca.configured():
         return Attempt(False, {"ok": False, "error": NOT_CONFIGURED})
-    url = alpaca_url("/v2/orders")
     try:
-        # Alpaca answers 207 Multi-Status: one entry per order with its own status.
-        response = request_json(
-            "DELETE", url, timeout=alpaca_timeout(), headers=alpaca_headers(), ok_statuses=(200, 207)
-        )
+        response = alpaca.cancel_all_orders()
     except OutboundError as exc:
         transient = exc.kind in TRANSIENT_KINDS or (
             exc.kind == "http_error" and (exc.status == 429 or (exc.status or 0) >= 500)

@@ -16,10 +16,11 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ops.models import ApiClient, Side, Trade
+from ops.api.models import ApiClient
 from ops.monitoring.metrics import ORDERS_DENIED
-from ops.records import ConflictingOrder, TradeOrder, lock_position, retry_result
-from ops.trading.models import GLOBAL_SCOPE, SEVERITY, Position, State, TradingState
+from ops.records.intake import ConflictingOrder, TradeOrder, lock_position, retry_result
+from ops.records.models import Position, Side, Trade
+from ops.trading.models import GLOBAL_SCOPE, SEVERITY, State, TradingState
 from ops.trading.scopes import trade_scopes
 
 logger = logging.getLogger(__name__)

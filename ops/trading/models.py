@@ -1,4 +1,4 @@
-"""Trading state per scope, its append-only audit trail, positions and resume requests."""
+"""Trading state per scope, its append-only audit trail, resume requests and broker cancellations."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-
-from ops.validators import STRATEGY_PATTERN, SYMBOL_PATTERN, validate_strategy, validate_symbol
 
 
 class State(models.TextChoices):
@@ -169,34 +167,6 @@ class TradingEvent(BrokerOutbox):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Trading events are append-only; they are never deleted.")
-
-
-class Position(models.Model):
-    """Net position per (strategy, symbol), updated in the same transaction as each trade.
-
-    Kept as a row so the REDUCING check reads one locked row instead of summing trades.
-    """
-
-    strategy = models.CharField(max_length=64, validators=[validate_strategy])
-    symbol = models.CharField(max_length=10, validators=[validate_symbol])
-    # Wider than a single trade's quantity, so no sum of valid trades can overflow it.
-    quantity = models.DecimalField(
-        max_digits=32, decimal_places=8, default=0, help_text="Signed: long > 0, short < 0."
-    )
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ("strategy", "symbol")
-        constraints = [
-            models.UniqueConstraint(fields=["strategy", "symbol"], name="position_unique"),
-            models.CheckConstraint(condition=Q(symbol__regex=SYMBOL_PATTERN), name="position_symbol_valid"),
-            models.CheckConstraint(
-                condition=Q(strategy__regex=STRATEGY_PATTERN), name="position_strategy_valid"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.strategy}/{self.symbol}: {self.quantity}"
 
 
 class ResumeRequestQuerySet(models.QuerySet):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from ops.models import DEFAULT_SCOPES, ApiClient, Scope, normalize_scopes
+from ops.api.models import DEFAULT_SCOPES, ApiClient, Scope, normalize_scopes
 
 
 class Command(BaseCommand):

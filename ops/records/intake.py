@@ -12,9 +12,10 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 
+from django.db.models import Model
 from django.utils import timezone
 
-from ops.models import Analysis, ApiClient, Position, Trade
+from ops.records.models import Analysis, Position, Trade
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ def retry_result(order: TradeOrder, existing: Trade) -> tuple[Trade, bool]:
     return existing, False
 
 
-def record_analysis(data: dict, api_client: ApiClient | None = None) -> Analysis:
+def record_analysis(data: dict, api_client: Model | None = None) -> Analysis:
+    # api_client is an ops.api ApiClient; typed loosely because records never import the API.
     return Analysis.objects.create(
         symbol=data["symbol"],
         signal=data["signal"],

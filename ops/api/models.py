@@ -1,0 +1,132 @@
+"""Machine clients of the API and their bearer tokens (stored hashed), with scopes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256-bit random strings, so a fast hash is enough (no dictionary to
+    # attack) and lets the lookup be an indexed equality.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Scope(models.TextChoices):
+    """What a token may do; each API endpoint needs one of these."""
+
+    TRADES = "trades", "Submit trades (the pre-trade gate)"
+    ANALYSES = "analyses", "Record analyses"
+    ALERTS = "alerts", "Deliver Alertmanager notifications"
+    STATUS = "status", "Read the trading status and the alert store"
+
+
+DEFAULT_SCOPES = "trades,analyses,status"
+
+
+def normalize_scopes(value: str | list[str]) -> str:
+    """Canonical text for a set of scopes (declaration order); ValueError on unknown ones."""
+    names = value.split(",") if isinstance(value, str) else value
+    wanted = {name.strip() for name in names if name.strip()}
+    unknown = wanted - set(Scope.values)
+    if unknown:
+        raise ValueError(f"Unknown scope(s): {', '.join(sorted(unknown))}; use {', '.join(Scope.values)}.")
+    if not wanted:
+        raise ValueError(f"Give at least one scope of {', '.join(Scope.values)}.")
+    return ",".join(scope for scope in Scope.values if scope in wanted)
+
+
+def validate_scopes(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    try:
+        if normalize_scopes(value) != value:
+            raise ValidationError(
+                "Scopes must be comma-separated, without repeats, in the order trades, "
+                "analyses, alerts, status."
+            )
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class ApiClientQuerySet(models.QuerySet):
+    def active(self) -> ApiClientQuerySet:
+        return self.filter(is_active=True)
+
+    def for_token(self, token: str) -> ApiClient | None:
+        return self.active().filter(token_hash=hash_token(token)).first()
+
+
+class ApiClient(models.Model):
+    """A machine client of the API (the trading engine, Alertmanager, ...)."""
+
+    TOKEN_PREFIX = "iq_"  # noqa: S105 - a public prefix, not a secret
+    # last_used_at is a courtesy for operators, not an audit trail: write it at most
+    # once a minute so the trade gate does not pay an UPDATE on every request.
+    LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+    name = models.CharField(max_length=100, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_hint = models.CharField(
+        max_length=12, editable=False, help_text="First characters of the token, to recognise it."
+    )
+    is_active = models.BooleanField(default=True)
+    scopes = models.CharField(
+        max_length=64,
+        default=DEFAULT_SCOPES,
+        validators=[validate_scopes],
+        help_text="Comma-separated: trades, analyses, alerts, status.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiClientQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("name",)
+        verbose_name = "API client"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    scopes__regex=r"^(trades|analyses|alerts|status)(,(trades|analyses|alerts|status))*$"
+                ),
+                name="apiclient_scopes_known",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.token_hint}…)" if self.is_active else f"{self.name} (revoked)"
+
+    def set_new_token(self) -> str:
+        """Give the client a fresh token and return it; only its hash is stored."""
+        token = self.TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self.token_hash = hash_token(token)
+        self.token_hint = token[:10]
+        return token
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes.split(",")
+
+    @classmethod
+    def issue(cls, name: str, scopes: str = DEFAULT_SCOPES) -> tuple[ApiClient, str]:
+        client = cls(name=name, scopes=normalize_scopes(scopes))
+        token = client.set_new_token()
+        client.save()
+        return client, token
+
+    def revoke(self) -> None:
+        self.is_active = False
+        self.revoked_at = timezone.now()
+        self.save(update_fields=["is_active", "revoked_at"])
+
+    def touch(self, now: datetime | None = None) -> None:
+        now = now or timezone.now()
+        if self.last_used_at is None or now - self.last_used_at >= self.LAST_USED_RESOLUTION:
+            type(self).objects.filter(pk=self.pk).update(last_used_at=now)
+            self.last_used_at = now
