@@ -13,7 +13,7 @@ from ops.api.models import DEFAULT_SCOPES, ApiClient, Scope, hash_token, normali
 from ops.health.models import DependencyCheck, DependencyStatus, ProbeCycle
 from ops.monitoring.models import MetricCounter
 from ops.records.models import MONEY, Analysis, Position, Side, Signal, Trade
-from ops.trading.models import BrokerCancellation, ResumeRequest, TradingEvent, TradingState
+from ops.trading.models import BrokerCancellation, FillBooking, ResumeRequest, TradingEvent, TradingState
 
 __all__ = [
     "DEFAULT_SCOPES",
@@ -24,6 +24,7 @@ __all__ = [
     "BrokerCancellation",
     "DependencyCheck",
     "DependencyStatus",
+    "FillBooking",
     "MetricCounter",
     "Position",
     "ProbeCycle",

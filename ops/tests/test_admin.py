@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from ops.api.models import ApiClient
+from ops.records.intake import TradeOrder
 from ops.records.models import Trade
 
 CHANGELIST = "/admin/ops/trade/"
@@ -219,3 +220,121 @@ def test_adding_a_trade_when_the_state_cannot_be_read_is_refused(admin_client_lo
     response = admin_client_logged_in.post("/admin/ops/trade/add/", PHONE_FILL)
     assert response.status_code == 200 and "fails closed" in response.content.decode()
     assert not Trade.objects.exists()
+
+
+# --- booking a fill that already happened at the broker --------------------------------
+
+BOOK_FILL = "/admin/ops/trade/book-fill/"
+
+
+def fill(**overrides) -> dict:
+    data = {
+        "client_order_id": "alpaca-fill-1",
+        "symbol": "AAPL",
+        "side": "buy",
+        "quantity": "5",
+        "price": "228.10",
+        "strategy": "momentum",
+        "executed_at": "2026-11-27 09:59:58",
+        "reason": "filled at Alpaca 09:59:58, before the halt reached the engine",
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def halted(db):
+    from ops.trading import service
+
+    service.halt("global", reason="broker outage", actor=service.Actor.system("tests", service.HALT))
+
+
+def logged_in(user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_supervisor_books_a_broker_fill_while_halted_and_it_is_audited(halted, supervisor):
+    from ops.records.models import Position
+    from ops.trading.models import FillBooking
+
+    page = logged_in(supervisor).get(BOOK_FILL)
+    assert page.status_code == 200 and "bypasses the kill switch on purpose" in page.content.decode()
+    response = logged_in(supervisor).post(BOOK_FILL, fill())
+    assert response.status_code == 302
+    trade = Trade.objects.get(client_order_id="alpaca-fill-1")
+    booking = FillBooking.objects.get(trade=trade)
+    assert (booking.actor, booking.origin) == ("sam-supervisor", "admin")
+    assert (booking.state_at_booking, booking.scope_at_booking) == ("HALTED", "global")
+    assert "before the halt" in booking.reason
+    assert Position.objects.get(strategy="momentum", symbol="AAPL").quantity == 5
+
+
+def test_an_operator_cannot_book_a_fill_and_nothing_is_written(halted, operator):
+    assert logged_in(operator).get(BOOK_FILL).status_code == 403
+    assert logged_in(operator).post(BOOK_FILL, fill()).status_code == 403
+    assert not Trade.objects.exists()
+
+
+def test_a_superuser_without_the_role_cannot_book_a_fill(halted, admin_client_logged_in):
+    assert admin_client_logged_in.post(BOOK_FILL, fill()).status_code == 403
+    assert not Trade.objects.exists()
+
+
+def test_a_fill_needs_a_reason(halted, supervisor):
+    response = logged_in(supervisor).post(BOOK_FILL, fill(reason="  "))
+    assert response.status_code == 200 and not Trade.objects.exists()
+
+
+def test_booking_is_idempotent_and_never_double_books(halted, supervisor):
+    from ops.trading import gate, service
+    from ops.trading.models import FillBooking
+
+    order = TradeOrder(
+        client_order_id="alpaca-fill-2", symbol="AAPL", side="sell", quantity=Decimal(1), price=Decimal(1)
+    )
+    actor = service.Actor.of(supervisor)
+    first, created = gate.book_fill(order, actor=actor, reason="fill from the stream")
+    again, created_again = gate.book_fill(order, actor=actor, reason="fill from the stream")
+    assert created and not created_again and first.pk == again.pk
+    assert FillBooking.objects.count() == 1
+
+
+def test_fill_bookings_are_append_only(halted, supervisor):
+    from ops.trading import gate, service
+    from ops.trading.models import FillBooking
+
+    order = TradeOrder(
+        client_order_id="alpaca-fill-3", symbol="AAPL", side="buy", quantity=Decimal(1), price=Decimal(1)
+    )
+    gate.book_fill(order, actor=service.Actor.of(supervisor), reason="x")
+    booking = FillBooking.objects.get()
+    with pytest.raises(ValueError, match="append-only"):
+        booking.save()
+    with pytest.raises(ValueError, match="append-only"):
+        booking.delete()
+
+
+def test_the_trade_list_links_to_booking_a_fill(admin_client_logged_in):
+    assert BOOK_FILL in admin_client_logged_in.get(CHANGELIST).content.decode()
+
+
+def test_the_database_refuses_to_rewrite_a_fill_booking(halted, supervisor, postgres):
+    from django.db import DatabaseError, transaction
+
+    from ops.trading import gate, service
+
+    order = TradeOrder(
+        client_order_id="alpaca-fill-4", symbol="AAPL", side="buy", quantity=Decimal(1), price=Decimal(1)
+    )
+    gate.book_fill(order, actor=service.Actor.of(supervisor), reason="x")
+    for sql in ("UPDATE ops_fillbooking SET reason = 'rewritten'", "DELETE FROM ops_fillbooking"):
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql)

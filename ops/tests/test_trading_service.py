@@ -12,7 +12,7 @@ from ops.tests.conftest import make_user
 from ops.trading import service
 from ops.trading.errors import (
     InvalidTransition,
-    PermissionDenied,
+    NotPermitted,
     ResumeRequestInvalid,
     TwoPersonRuleRequired,
 )
@@ -98,14 +98,14 @@ def test_an_unknown_source_is_refused(operator):
 
 
 def test_a_viewer_cannot_halt(viewer):
-    with pytest.raises(PermissionDenied, match="halt_trading"):
+    with pytest.raises(NotPermitted, match="halt_trading"):
         service.halt("global", reason="x", actor=Actor.of(viewer))
     assert state_of("global") == State.ACTIVE
 
 
 def test_an_operator_can_halt_but_not_resume(operator, one_person_resume):
     service.halt("global", reason="x", actor=Actor.of(operator))
-    with pytest.raises(PermissionDenied, match="resume_trading"):
+    with pytest.raises(NotPermitted, match="resume_trading"):
         service.resume("global", reason="ok now", actor=Actor.of(operator))
     assert state_of("global") == State.HALTED
 
@@ -119,21 +119,21 @@ def test_a_supervisor_can_resume(operator, supervisor, one_person_resume):
 
 def test_a_superuser_without_a_role_gets_no_special_treatment(db):
     root = make_user("root", superuser=True)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotPermitted):
         service.halt("global", reason="x", actor=Actor.of(root))
 
 
 def test_an_inactive_user_cannot_act(db):
     user = make_user("gone", "ops_supervisor")
     user.is_active = False
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotPermitted):
         service.halt("global", reason="x", actor=Actor.of(user))
 
 
 def test_a_system_actor_has_only_the_permissions_it_is_given(db):
     service.halt("global", reason="auto", actor=Actor.system("probes", service.HALT), source="rule:x")
     assert TradingEvent.objects.get().actor == "system:probes"
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotPermitted):
         service.halt("global", reason="auto", actor=Actor.system("nobody"))
 
 
@@ -167,7 +167,7 @@ def test_a_second_supervisor_approves_a_resume(operator, supervisor, supervisor2
 def test_the_requester_cannot_approve_their_own_request(operator, supervisor, two_person_resume):
     service.halt("global", reason="x", actor=Actor.of(operator))
     request = service.request_resume("global", reason="y", actor=Actor.of(supervisor))
-    with pytest.raises(PermissionDenied, match="different person"):
+    with pytest.raises(NotPermitted, match="different person"):
         service.approve_resume(request.pk, approver=Actor.of(supervisor))
     assert state_of("global") == State.HALTED
 
@@ -184,7 +184,7 @@ def test_an_expired_request_cannot_be_approved(operator, supervisor, supervisor2
 def test_an_operator_cannot_approve(operator, supervisor, two_person_resume):
     service.halt("global", reason="x", actor=Actor.of(operator))
     request = service.request_resume("global", reason="y", actor=Actor.of(supervisor))
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotPermitted):
         service.approve_resume(request.pk, approver=Actor.of(operator))
 
 
@@ -230,7 +230,7 @@ def test_an_approval_cancels_the_other_open_requests_of_its_scope(
 def test_an_approval_from_a_shell_is_refused(operator, supervisor, supervisor2, two_person_resume):
     service.halt("global", reason="x", actor=Actor.of(operator))
     request = service.request_resume("global", reason="y", actor=Actor.from_shell(supervisor))
-    with pytest.raises(PermissionDenied, match="login session"):
+    with pytest.raises(NotPermitted, match="login session"):
         service.approve_resume(request.pk, approver=Actor.from_shell(supervisor2))
     assert state_of("global") == State.HALTED
     event = service.approve_resume(request.pk, approver=Actor.of(supervisor2)).event

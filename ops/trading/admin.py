@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -19,6 +20,7 @@ from ops.trading.models import (
     BrokerCancellation,
     BrokerOutbox,
     BrokerOutcome,
+    FillBooking,
     ResumeRequest,
     State,
     TradingEvent,
@@ -28,8 +30,23 @@ from ops.trading.scopes import InvalidScope, parse_scope
 
 GATE_NOTE = (
     "A trade added here passes the pre-trade gate like one from the API: it is refused "
-    "while its scope is HALTED, and while REDUCING unless it shrinks the position."
+    "while its scope is HALTED, and while REDUCING unless it shrinks the position. A fill "
+    "that already happened at the broker is booked instead under Trades → Book a broker fill "
+    "(supervisors; recorded as a fill booking)."
 )
+
+
+class BookFillForm(forms.ModelForm):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=2000,
+        help_text="Which broker fill this is (the broker's order id) and why it is booked here.",
+    )
+
+    class Meta:
+        model = Trade
+        fields = ("client_order_id", "symbol", "side", "quantity", "price", "strategy", "executed_at")
+        help_texts = {"executed_at": "When the broker filled it, UTC: YYYY-MM-DD HH:MM:SS."}
 
 
 class TradeAddForm(forms.ModelForm):
@@ -93,6 +110,45 @@ class TradeAdmin(LargeTableAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Trade | None = None) -> bool:
         return False
+
+    def get_urls(self):
+        book = self.admin_site.admin_view(self.book_fill_view)
+        return [path("book-fill/", book, name="ops_trade_book_fill"), *super().get_urls()]
+
+    def book_fill_view(self, request: HttpRequest) -> HttpResponse:
+        """The explicit, permissioned, audited path for a fill that already happened."""
+        actor = service.Actor.of(request.user)
+        if not actor.has_perm(service.BOOK_FILL):
+            # The page is refused, not just its button: the server is what enforces it.
+            raise PermissionDenied("Booking a fill past the gate needs the ops.book_fill permission.")
+        form = BookFillForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                trade, created = gate.book_fill(
+                    TradeOrder.from_dict(data), actor=actor, reason=data["reason"]
+                )
+            except (ConflictingOrder, TradingStateError) as exc:
+                form.add_error(None, str(exc))
+            else:
+                if created:
+                    booking = trade.booking
+                    self.message_user(
+                        request,
+                        f"Fill {trade.client_order_id} booked past the gate ({booking.scope_at_booking} was "
+                        f"{booking.state_at_booking}); recorded under Fill bookings.",
+                        messages.WARNING,
+                    )
+                else:
+                    self.message_user(request, f"{trade.client_order_id} was already recorded; kept as is.")
+                return HttpResponseRedirect(reverse("admin:ops_trade_change", args=[trade.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Book a broker fill",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/ops/trade/book_fill.html", context)
 
     def save_model(self, request: HttpRequest, obj: Trade, form, change: bool) -> None:
         if change:
@@ -334,6 +390,23 @@ class ResumeRequestAdmin(ReadOnlyAdmin):
             self.message_user(
                 request, f"{result.state.scope}: resumed to {result.state.state}.", messages.SUCCESS
             )
+
+
+@admin.register(FillBooking)
+class FillBookingAdmin(ReadOnlyAdmin):
+    """Fills booked past the gate: who, from where, why, and what state they went past."""
+
+    list_display = (
+        "created_at",
+        "trade",
+        "actor",
+        "origin",
+        "state_at_booking",
+        "scope_at_booking",
+        "reason",
+    )
+    list_filter = ("state_at_booking",)
+    list_select_related = ("trade",)
 
 
 @admin.register(BrokerCancellation)

@@ -5,7 +5,7 @@ class TradingStateError(Exception):
     """Base: a transition was refused; nothing was changed."""
 
 
-class PermissionDenied(TradingStateError):
+class NotPermitted(TradingStateError):
     pass
 
 

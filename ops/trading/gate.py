@@ -20,8 +20,10 @@ from ops.api.models import ApiClient
 from ops.monitoring.metrics import ORDERS_DENIED
 from ops.records.intake import ConflictingOrder, TradeOrder, lock_position, retry_result
 from ops.records.models import Position, Side, Trade
-from ops.trading.models import GLOBAL_SCOPE, SEVERITY, State, TradingState
+from ops.trading.errors import InvalidTransition
+from ops.trading.models import GLOBAL_SCOPE, SEVERITY, FillBooking, State, TradingState
 from ops.trading.scopes import trade_scopes
+from ops.trading.service import BOOK_FILL, Actor
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +146,47 @@ def submit_reported_trade(order: TradeOrder) -> int | None:
         logger.error("trade %s not recorded: %s", order.client_order_id, exc)
         return None
     return trade.pk
+
+
+def book_fill(order: TradeOrder, *, actor: Actor, reason: str) -> tuple[Trade, bool]:
+    """Record a fill that already happened at the broker, past the gate, on purpose.
+
+    Not a way around the kill switch for new orders: it needs its own permission
+    (ops.book_fill, supervisors), a reason, and writes a FillBooking with the trade in
+    one transaction, naming the state it went past. Idempotent on client_order_id like
+    submit_trade (a retry books nothing twice). Raises NotPermitted, InvalidTransition
+    (no reason) or ConflictingOrder.
+    """
+    actor.require(BOOK_FILL, "book a broker fill past the gate")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidTransition("A reason is required: which broker fill this is, and why it is booked here.")
+    with transaction.atomic():
+        position = lock_position(order.strategy, order.symbol)
+        existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
+        if existing is not None:
+            return retry_result(order, existing)
+        effective = effective_state(order.symbol, order.strategy)
+        trade, created = _insert(order, None, position)
+        if created:
+            FillBooking.objects.create(
+                trade=trade,
+                actor=actor.name,
+                origin=actor.origin,
+                reason=reason,
+                state_at_booking=effective.state,
+                scope_at_booking=effective.scope,
+            )
+    logger.warning(
+        "fill %s booked past the gate by %s (%s) while %s was %s: %s",
+        order.client_order_id,
+        actor.name,
+        actor.origin,
+        effective.scope,
+        effective.state,
+        reason,
+    )
+    return trade, created
 
 
 def _insert(order: TradeOrder, api_client: ApiClient | None, position: Position) -> tuple[Trade, bool]:

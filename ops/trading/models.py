@@ -49,6 +49,7 @@ class TradingState(models.Model):
             ("halt_trading", "Can halt trading or set it to reducing-only"),
             ("resume_trading", "Can resume trading (or request a resume)"),
             ("approve_resume", "Can approve another person's resume request"),
+            ("book_fill", "Can book a fill that already happened at the broker, past the gate"),
         ]
         indexes = [models.Index(fields=["state"], name="tradingstate_state_idx")]
         constraints = [
@@ -256,3 +257,34 @@ class BrokerCancellation(BrokerOutbox):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Broker cancellations are append-only; they are never deleted.")
+
+
+class FillBooking(models.Model):
+    """The audit of a fill booked past the gate: it had already happened at the broker
+    (say, an order placed before a halt and filled after it), so refusing it would only
+    make the books disagree with the broker. Written with its trade, append-only."""
+
+    trade = models.OneToOneField("ops.Trade", on_delete=models.PROTECT, related_name="booking")
+    actor = models.CharField(max_length=150)
+    origin = models.CharField(max_length=200, help_text=ORIGIN_HELP)
+    reason = models.TextField()
+    # What the gate would have said: the state this booking went past.
+    state_at_booking = models.CharField(max_length=8, choices=State.choices)
+    scope_at_booking = models.CharField(max_length=80)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-id",)
+        constraints = [models.CheckConstraint(condition=~Q(reason=""), name="fillbooking_reason_set")]
+
+    def __str__(self) -> str:
+        when = f"{self.created_at:%Y-%m-%d %H:%M:%S}"
+        return f"{when} fill {self.trade_id} booked by {self.actor} ({self.state_at_booking})"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Fill bookings are append-only; they are never edited.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Fill bookings are append-only; they are never deleted.")

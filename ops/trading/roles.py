@@ -11,16 +11,18 @@ VIEW = [
     "view_tradingevent",
     "view_position",
     "view_resumerequest",
+    "view_fillbooking",
 ]
 ROLES = {
     "ops_viewer": VIEW,
     "ops_operator": [*VIEW, "halt_trading"],
-    "ops_supervisor": [*VIEW, "halt_trading", "resume_trading", "approve_resume"],
+    "ops_supervisor": [*VIEW, "halt_trading", "resume_trading", "approve_resume", "book_fill"],
 }
 CUSTOM = {
     "halt_trading": "Can halt trading or set it to reducing-only",
     "resume_trading": "Can resume trading (or request a resume)",
     "approve_resume": "Can approve another person's resume request",
+    "book_fill": "Can book a fill that already happened at the broker, past the gate",
 }
 
 

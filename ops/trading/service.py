@@ -42,7 +42,7 @@ from django.utils import timezone
 from ops.trading import broker
 from ops.trading.errors import (
     InvalidTransition,
-    PermissionDenied,
+    NotPermitted,
     ResumeRequestInvalid,
     TwoPersonRuleRequired,
 )
@@ -61,6 +61,7 @@ from ops.trading.scopes import parse_scope
 logger = logging.getLogger(__name__)
 
 HALT, RESUME, APPROVE = "halt_trading", "resume_trading", "approve_resume"
+BOOK_FILL = "book_fill"  # ops.trading.gate.book_fill: a broker fill past the gate
 _SOURCE = re.compile(r"\A(manual|command|(rule|alert):[A-Za-z0-9_.:-]{1,80})\Z")
 MAX_REASON = 2000
 APPROVAL_NEEDS_SESSION = (
@@ -124,7 +125,7 @@ class Actor:
 
     def require(self, codename: str, action: str) -> None:
         if not self.has_perm(codename):
-            raise PermissionDenied(f"{self.name} may not {action} (needs the ops.{codename} permission).")
+            raise NotPermitted(f"{self.name} may not {action} (needs the ops.{codename} permission).")
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ def request_resume(scope: str, *, reason: str, actor: Actor, to_state: str = Sta
     scope, reason, _ = _clean(scope, reason, "manual")
     actor.require(RESUME, "request a resume")
     if actor.user is None:
-        raise PermissionDenied("A resume request needs a person, not a system actor.")
+        raise NotPermitted("A resume request needs a person, not a system actor.")
     with transaction.atomic():
         row = _locked(scope)
         _check_loosens(row, to_state)
@@ -228,7 +229,7 @@ def approve_resume(request_id: int, *, approver: Actor, source: str = "manual") 
     _, _, source = _clean(GLOBAL_SCOPE, "-", source)
     approver.require(APPROVE, "approve a resume")
     if not approver.session:
-        raise PermissionDenied(APPROVAL_NEEDS_SESSION)
+        raise NotPermitted(APPROVAL_NEEDS_SESSION)
     with transaction.atomic():
         try:
             request = ResumeRequest.objects.select_for_update().get(pk=request_id)
@@ -246,7 +247,7 @@ def approve_resume(request_id: int, *, approver: Actor, source: str = "manual") 
                 f"Resume request {request_id} expired at {request.expires_at:%H:%M:%S}."
             )
         if approver.user is None or approver.user.pk == request.requested_by_id:
-            raise PermissionDenied("The approver must be a different person from the requester.")
+            raise NotPermitted("The approver must be a different person from the requester.")
         row = _locked(request.scope)
         if row.state != request.from_state:
             # The scope moved since the request (e.g. escalated): approving now would
