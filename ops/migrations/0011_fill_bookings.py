@@ -8,7 +8,7 @@ from django.db import migrations, models
 GUARD_SQL = """
 CREATE OR REPLACE FUNCTION ops_fillbooking_append_only() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION 'fill bookings are append-only: % refused', TG_OP;
+    RAISE EXCEPTION USING MESSAGE = 'fill bookings are append-only: ' || TG_OP || ' refused';
 END $$ LANGUAGE plpgsql;
 -- next
 CREATE TRIGGER ops_fillbooking_append_only BEFORE UPDATE OR DELETE ON ops_fillbooking
