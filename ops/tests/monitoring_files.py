@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,8 +14,6 @@ from conftest import require_service
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "monitoring"
 RULE_FILES = ("recording_rules.yml", "alert_rules.yml")
-# Where compose mounts the token secrets; a copy points these at local files instead.
-SECRETS_DIR = "/run/secrets/"
 
 
 def load(name: str) -> Any:
@@ -52,21 +49,10 @@ def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProce
 
 
 def runnable_copy(tmp_path: Path, tokens: dict[str, str] | None = None) -> Path:
-    """monitoring/ copied with the secret-file paths pointing at local token files.
+    """The project's monitoring/ as check_monitoring copies it (secrets as local files)."""
+    from ops.monitoring.chain.static import runnable_copy as copy_for_tools
 
-    promtool checks that a credentials_file exists, and /run/secrets only exists inside
-    the compose containers.
-    """
-    copy = tmp_path / "monitoring"
-    shutil.copytree(MONITORING, copy, ignore=shutil.ignore_patterns("grafana", "*.md"))
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    for name in ("prometheus.yml", "alertmanager.yml"):
-        text = (copy / name).read_text()
-        for secret in re.findall(re.escape(SECRETS_DIR) + r"([\w.-]+)", text):
-            (secrets / secret).write_text((tokens or {}).get(secret, "test-token") + "\n")
-        (copy / name).write_text(text.replace(SECRETS_DIR, f"{secrets}/"))
-    return copy
+    return copy_for_tools(tmp_path, tokens, source=MONITORING)
 
 
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "investiq-overview.json"

@@ -45,18 +45,19 @@ def parse_files() -> Iterator[Result]:
             yield Result(f"parse monitoring/{name}", PASS)
 
 
-def runnable_copy(target: Path) -> Path:
-    """monitoring/ copied with the compose secret paths pointing at placeholder files:
-    promtool refuses a config whose credentials_file does not exist, and /run/secrets
-    exists only inside the containers."""
+def runnable_copy(target: Path, tokens: dict[str, str] | None = None, source: Path | None = None) -> Path:
+    """monitoring/ (Grafana and docs left out) copied into `target`, with the compose
+    secret paths pointing at local token files: promtool refuses a config whose
+    credentials_file does not exist, and /run/secrets exists only inside the containers.
+    `tokens` gives a secret file's content by name (default: a placeholder)."""
     copy = target / "monitoring"
-    shutil.copytree(monitoring_dir(), copy, ignore=shutil.ignore_patterns("grafana", "*.md"))
+    shutil.copytree(source or monitoring_dir(), copy, ignore=shutil.ignore_patterns("grafana", "*.md"))
     secrets = target / "secrets"
     secrets.mkdir()
     for name in ("prometheus.yml", "alertmanager.yml"):
         text = (copy / name).read_text()
         for secret in re.findall(re.escape(SECRETS_DIR) + r"([\w.-]+)", text):
-            (secrets / secret).write_text("placeholder-token\n")
+            (secrets / secret).write_text((tokens or {}).get(secret, "placeholder-token") + "\n")
         (copy / name).write_text(text.replace(SECRETS_DIR, f"{secrets}/"))
     return copy
 
