@@ -16,15 +16,21 @@ errorlog = "-"
 
 # prometheus_client multiprocess mode: every worker writes its metrics to files in
 # this folder and /metrics sums them. It must be in the environment before any worker
-# imports prometheus_client, i.e. here, in the master, before the fork. The default is
-# one folder per listen address, so two instances on one checkout never share (or
-# clean up) each other's files.
-_default_dir = (
-    Path(os.environ.get("INVESTIQ_VAR_DIR", Path(__file__).resolve().parent / "var"))
-    / "prometheus"
-    / re.sub(r"[^A-Za-z0-9.-]", "_", bind)
-)
-MULTIPROC_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_default_dir))
+# imports prometheus_client: on_starting sets it, in the master, before the fork. The
+# default is one folder per listen address (the one gunicorn really binds, -b included),
+# so two instances on one checkout never share (or clean up) each other's files.
+VAR_DIR = Path(os.environ.get("INVESTIQ_VAR_DIR", Path(__file__).resolve().parent / "var"))
+
+
+def _multiproc_dir(server) -> Path:
+    explicit = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if explicit:
+        return Path(explicit)
+    address = "+".join(
+        str(item) if isinstance(item, str) else f"{item[0]}:{item[1]}" for item in server.cfg.address
+    )
+    return VAR_DIR / "prometheus" / re.sub(r"[^A-Za-z0-9.-]", "_", address)
+
 
 # prometheus_client names its files <kind>_<pid>.db (e.g. counter_123.db, gauge_livesum_123.db).
 _PID_FILE = re.compile(r"_(\d+)\.db\Z")
@@ -69,7 +75,8 @@ def _alive(pid: int) -> bool:
 
 def on_starting(server) -> None:
     _refuse_if_taken(server)
-    folder = Path(MULTIPROC_DIR)
+    folder = _multiproc_dir(server)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     folder.mkdir(parents=True, exist_ok=True)
     # Files of dead processes would be added to this run's counters. Only those go:
     # never a live process's files, whoever it belongs to.

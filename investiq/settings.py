@@ -35,15 +35,20 @@ def _local_secret_key(path: Path) -> str:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(50)
-    try:
-        # O_EXCL: when web, worker and beat start at once, the first one's key wins.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
+    # Written whole to a private temporary file, then linked into place: os.link fails
+    # if the key exists, so when web, worker and beat start at once the first key wins,
+    # and nobody ever reads a half-written one.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as file:
-        file.write(key)
-    return key
+        file.write(secrets.token_urlsafe(50))
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
+    return path.read_text().strip()
 
 
 SECRET_KEY = env.str("SECRET_KEY", default="")

@@ -109,7 +109,7 @@ def check_alert_actions(app_configs, **kwargs):
         try:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,79}", name):
                 raise ValueError(f"{name!r} is not an alert name (letters, digits, _; at most 80).")
-            parse_action(action if isinstance(action, str) else "")
+            parse_action(action)
         except ValueError as exc:
             problems.append(
                 Error(

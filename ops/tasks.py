@@ -1,6 +1,7 @@
 """Celery tasks: thin wrappers that call plain functions (tests exercise those)."""
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from ops.api.schemas import TradeForm
 from ops.health.tasks import probe_dependencies, prune_dependency_history  # noqa: F401 - found by the worker
@@ -9,10 +10,19 @@ from ops.trading import gate
 from ops.trading.tasks import cancel_open_orders_task, sweep_broker_cancellations  # noqa: F401 - found by the worker
 
 
-@shared_task
+# The state could not be read, or the database went away: try again later instead of
+# dropping a reported trade. Bounded, with backoff (about 2 h in all); then the task fails
+# loudly in the worker log.
+@shared_task(
+    autoretry_for=(gate.TradingStateUnavailable, OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=15,
+)
 def record_trade_task(payload: dict) -> int | None:
     """Record a trade reported asynchronously, through the pre-trade gate like the API.
 
-    A refusal is logged and counted, not raised: retrying would only be refused again.
+    A refusal is logged and counted, not retried: it would be refused again.
     """
     return gate.submit_reported_trade(TradeOrder.from_dict(TradeForm.validate(payload)))

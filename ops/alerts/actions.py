@@ -23,9 +23,11 @@ logger = logging.getLogger(__name__)
 ALERTMANAGER_ACTOR = kill_switch.Actor.system("alertmanager", kill_switch.HALT)
 
 
-def parse_action(text: str) -> tuple[str, str]:
+def parse_action(text: object) -> tuple[str, str]:
     """'global:HALTED', 'strategy:momentum:REDUCING', 'symbol:TSLA:HALTED' -> (scope, state)."""
-    scope, _, state = (text or "").rpartition(":")
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r}: an action is a string such as 'global:HALTED'.")
+    scope, _, state = text.rpartition(":")
     if state not in (State.HALTED, State.REDUCING):
         raise ValueError(f"{text!r}: the action must end in :HALTED or :REDUCING.")
     try:
@@ -36,7 +38,8 @@ def parse_action(text: str) -> tuple[str, str]:
 
 def act_on(alert: Alert) -> None:
     """Called with the alert's row locked, inside the transaction that stores it."""
-    action = settings.ALERT_ACTIONS.get(alert.alertname)
+    actions = settings.ALERT_ACTIONS if isinstance(settings.ALERT_ACTIONS, dict) else {}
+    action = actions.get(alert.alertname)
     if action is None or alert.status != AlertStatus.FIRING or alert.action_taken_at is not None:
         return
     try:

@@ -48,7 +48,13 @@ def alert_list(request: HttpRequest, client: ApiClient) -> JsonResponse:
     if status not in ("firing", "resolved", "all"):
         errors["status"] = ['Must be "firing", "resolved" or "all".']
     limit_text = request.GET.get("limit", str(DEFAULT_LIMIT))
-    if not (limit_text.isascii() and limit_text.isdigit() and 1 <= int(limit_text) <= MAX_LIMIT):
+    # Length first: int() of thousands of digits raises instead of answering.
+    if not (
+        len(limit_text) <= 3
+        and limit_text.isascii()
+        and limit_text.isdigit()
+        and 1 <= int(limit_text) <= MAX_LIMIT
+    ):
         errors["limit"] = [f"Must be a whole number from 1 to {MAX_LIMIT}."]
     unknown = set(request.GET) - {"status", "limit"}
     for name in unknown:

@@ -94,7 +94,7 @@ class ApiClient(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(
-                    scopes__regex=r"^(trades|analyses|alerts|status)(,(trades|analyses|alerts|status))*$"
+                    scopes__regex=r"\A(trades|analyses|alerts|status)(,(trades|analyses|alerts|status))*\Z"
                 ),
                 name="apiclient_scopes_known",
             )

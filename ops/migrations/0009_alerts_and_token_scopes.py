@@ -44,7 +44,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='apiclient',
-            constraint=models.CheckConstraint(condition=models.Q(('scopes__regex', '^(trades|analyses|alerts|status)(,(trades|analyses|alerts|status))*$')), name='apiclient_scopes_known'),
+            constraint=models.CheckConstraint(condition=models.Q(('scopes__regex', '\\A(trades|analyses|alerts|status)(,(trades|analyses|alerts|status))*\\Z')), name='apiclient_scopes_known'),
         ),
         migrations.AddField(
             model_name='alert',

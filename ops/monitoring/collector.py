@@ -86,6 +86,9 @@ class DatabaseCollector(Collector):
         pending = _family("investiq_broker_cancellations_pending")
         pending.add_metric([], float(broker.pending_count()))
         yield pending
+        failed = _family("investiq_broker_cancellations_failed_recent")
+        failed.add_metric([], float(broker.recently_failed_count()))
+        yield failed
 
         now = timezone.now()
         health = _family("investiq_dependency_health")

@@ -78,6 +78,12 @@ COLLECTED = {
         "one that stays above 0 means the broker call is stuck or not being retried.",
         [],
     ),
+    "investiq_broker_cancellations_failed_recent": (
+        "gauge",
+        "Cancel-all-orders requests that ended FAILED in the last 24 h: open orders may still be "
+        "working at the broker and must be cancelled there by hand.",
+        [],
+    ),
     "investiq_dependency_health": (
         "gauge",
         "1 healthy, 0 unhealthy; absent when not configured or when the last check is stale.",

@@ -338,3 +338,10 @@ def test_the_database_refuses_to_rewrite_a_fill_booking(halted, supervisor, post
             connection.cursor() as cursor,
         ):
             cursor.execute(sql)
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator", "supervisor"])
+def test_every_ops_role_sees_what_an_incident_sends_it_to(db, request, role):
+    user = request.getfixturevalue(role)
+    for page in ("alert", "brokercancellation", "dependencystatus", "fillbooking", "tradingevent", "trade"):
+        assert logged_in(user).get(f"/admin/ops/{page}/").status_code == 200, page

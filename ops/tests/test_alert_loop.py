@@ -24,6 +24,7 @@ from pytest_httpserver import HTTPServer
 
 from ops.health.models import DependencyStatus, Health
 from ops.models import ApiClient
+from ops.monitoring.chain.runtime import WEBHOOK_FAILURES
 from ops.tests.conftest import celery_worker, database_url, start_process, stop_process
 from ops.tests.monitoring_files import MONITORING, runnable_copy, tool
 from ops.tests.processes import free_port
@@ -258,6 +259,12 @@ def test_halt_and_resume_and_a_dead_ml_service_travel_the_whole_loop(loop):
     )
 
 
+def _query(loop: Loop, expr: str) -> float:
+    body = requests.get(f"{loop.prometheus}/api/v1/query", params={"query": expr}, timeout=5).json()
+    result = body["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
+
+
 def _all_targets_up(loop: Loop) -> bool:
     body = requests.get(f"{loop.prometheus}/api/v1/targets", params={"state": "active"}, timeout=5).json()
     targets = body["data"]["activeTargets"]
@@ -274,6 +281,18 @@ def test_check_monitoring_fails_clearly_on_a_wrong_token_a_broken_rule_and_a_sto
     assert "FAIL  app /metrics exposes the metric contract" in report
     assert "credentials refused" in report and "METRICS_TOKEN" in report
     settings.METRICS_TOKEN = METRICS_TOKEN
+
+    # Alertmanager holds a token the app refuses: every webhook delivery fails (401).
+    (loop.copy.parent / "secrets" / "alertmanager_webhook_token").write_text("not-an-alerts-token\n")
+    kill_switch.halt("global", reason="loop test", actor=kill_switch.Actor.system("t", kill_switch.HALT))
+    wait_for(
+        "a failed webhook delivery counted by Prometheus",
+        lambda: _query(loop, WEBHOOK_FAILURES) > 0,
+        timeout=30,
+    )
+    report = check_monitoring(loop)
+    assert "FAIL  Alertmanager delivers to the console webhook" in report
+    assert "ALERTMANAGER_WEBHOOK_TOKEN" in report
 
     broken = loop.copy / "alert_rules.yml"
     broken.write_text(broken.read_text().replace("for: 2m", "for: 2 minutes", 1))

@@ -253,9 +253,31 @@ def test_alerts_trip_nothing_unless_mapped(alertmanager):
     assert global_state() == State.ACTIVE and not TradingEvent.objects.exists()
 
 
-def test_a_mapped_firing_alert_trips_the_kill_switch_once_per_occurrence(alertmanager, broker_alert_halts):
+@pytest.fixture
+def halt_calls(monkeypatch) -> list:
+    """Every kill-switch call the alert actions make (a halt of a halted scope writes no
+    event, so counting events alone could not tell one call from two)."""
+    from ops.alerts import actions
+
+    calls = []
+    lock = threading.Lock()
+    real = actions.kill_switch.halt
+
+    def counting(*args, **kwargs):
+        with lock:
+            calls.append(kwargs.get("source"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(actions.kill_switch, "halt", counting)
+    return calls
+
+
+def test_a_mapped_firing_alert_trips_the_kill_switch_once_per_occurrence(
+    alertmanager, broker_alert_halts, halt_calls
+):
     deliver(alertmanager, am_alert("BrokerUnreachable"))
     deliver(alertmanager, am_alert("BrokerUnreachable"))  # redelivery
+    assert halt_calls == ["alert:BrokerUnreachable"]
     event = TradingEvent.objects.get()
     assert (event.scope, event.to_state, event.source) == ("global", "HALTED", "alert:BrokerUnreachable")
     assert event.actor == "system:alertmanager" and "BrokerUnreachable summary" in event.reason
@@ -291,7 +313,7 @@ def test_an_alert_first_seen_resolved_trips_nothing(alertmanager, broker_alert_h
 
 
 def test_concurrent_deliveries_store_one_occurrence_and_trip_once(
-    transactional_db, postgres, broker_alert_halts
+    transactional_db, postgres, broker_alert_halts, halt_calls
 ):
     _, token = ApiClient.issue("alertmanager", "alerts")
     body = json.dumps(notification(am_alert("BrokerUnreachable")))
@@ -313,3 +335,17 @@ def test_concurrent_deliveries_store_one_occurrence_and_trip_once(
     assert statuses == [200] * 6
     assert Alert.objects.count() == 1
     assert TradingEvent.objects.filter(source="alert:BrokerUnreachable").count() == 1
+    assert halt_calls == ["alert:BrokerUnreachable"]
+
+
+@pytest.mark.parametrize("action", [5, ["global:HALTED"], None, {"scope": "global"}])
+def test_a_mapping_that_is_not_a_string_still_stores_the_alert(alertmanager, settings, action):
+    settings.ALERT_ACTIONS = {"BrokerUnreachable": action}
+    assert deliver(alertmanager, am_alert("BrokerUnreachable")).status_code == 200
+    assert Alert.objects.get().status == "firing"
+    assert not TradingEvent.objects.exists()
+
+
+def test_an_absurdly_long_limit_is_a_400_not_a_500(reader):
+    response = reader.get_json(ALERTS + "?limit=" + "9" * 5000)
+    assert response.status_code == 400 and response.json()["fields"]["limit"]

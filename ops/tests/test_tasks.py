@@ -76,3 +76,44 @@ def test_a_real_worker_on_redis_runs_the_task_end_to_end(celery_worker_process):
     from ops.tests.test_metrics import scrape, value
 
     assert value(scrape(), "investiq_trades_total", side="buy") == 1
+
+
+def test_an_unreadable_state_is_retried_not_dropped(db, monkeypatch):
+    from celery.exceptions import Retry
+    from django.db import DatabaseError
+
+    from ops.trading.models import TradingState
+
+    def broken(*args, **kwargs):
+        raise DatabaseError("the database went away")
+
+    monkeypatch.setattr(TradingState.objects, "for_scopes", broken)
+    # Eager apply runs the task's own retry policy: it asks to be retried, it does not return.
+    with pytest.raises(Retry):
+        record_trade_task.apply(args=[trade_payload(client_order_id="later-1")], throw=True)
+    assert not Trade.objects.exists()
+    monkeypatch.undo()
+    assert record_trade_task.apply(args=[trade_payload(client_order_id="later-1")]).get() is not None
+
+
+def test_a_halt_with_cancel_orders_stands_when_the_broker_is_down(
+    db, monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    from investiq.celery import app
+    from ops.trading import service
+    from ops.trading.models import State, TradingEvent, TradingState
+
+    # A real broker URL where nothing listens, and a fresh connection pool for it; the
+    # app's own URL and pool come back after the test.
+    monkeypatch.setitem(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    monkeypatch.setattr(app, "_pool", None)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = service.halt(
+            "global",
+            reason="broker outage",
+            actor=service.Actor.system("tests", service.HALT),
+            cancel_orders=True,
+        )
+    assert result.changed and TradingState.objects.get(scope="global").state == State.HALTED
+    assert TradingEvent.objects.get().broker_outcome == "pending"  # the sweep will queue it again
+    assert "not queued" in caplog.text

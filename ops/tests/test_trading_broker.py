@@ -274,6 +274,19 @@ def test_pending_cancellations_are_a_gauge_on_metrics(alpaca, operator_actor, qu
     assert value(scrape(), "investiq_broker_cancellations_pending") == 1
 
 
+def test_a_failed_cancel_shows_on_metrics_for_a_day(alpaca, operator_actor, queued):
+    from datetime import timedelta
+
+    assert value(scrape(), "investiq_broker_cancellations_failed_recent") == 0
+    event = halt_with_cancel(operator_actor).event
+    alpaca.expect_request("/v2/orders", method="DELETE").respond_with_json(
+        {"message": "forbidden"}, status=403
+    )
+    run_once(event)
+    assert value(scrape(), "investiq_broker_cancellations_failed_recent") == 1
+    assert broker.recently_failed_count(timezone.now() + timedelta(hours=25)) == 0
+
+
 # --- what people are told ----------------------------------------------------------------------
 
 

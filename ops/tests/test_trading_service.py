@@ -271,3 +271,17 @@ def test_the_database_refuses_to_rewrite_or_delete_events(operator, postgres):
     # The outbox's bookkeeping is written after the insert, like the outcome.
     TradingEvent.objects.update(broker_attempts=1)
     assert TradingEvent.objects.get().reason == "x"
+
+
+def test_a_request_whose_requester_lost_the_role_cannot_be_approved(
+    supervisor, supervisor2, two_person_resume
+):
+    from django.contrib.auth.models import Group
+
+    service.halt("global", reason="incident", actor=service.Actor.of(supervisor))
+    request = service.request_resume("global", reason="fixed", actor=service.Actor.of(supervisor))
+    supervisor.groups.set([Group.objects.get(name="ops_viewer")])  # demoted meanwhile
+    with pytest.raises(NotPermitted, match="resume"):
+        service.approve_resume(request.pk, approver=service.Actor.of(supervisor2))
+    assert TradingState.objects.get(scope="global").state == State.HALTED
+    assert ResumeRequest.objects.get(pk=request.pk).status == ResumeRequest.Status.PENDING

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -83,10 +84,23 @@ def kind_of(row: BrokerOutbox) -> str:
 
 
 def enqueue_cancellation(row: BrokerOutbox) -> None:
-    """Queue the call for when the caller's transaction commits (nothing if it rolls back)."""
+    """Queue the call for when the caller's transaction commits (nothing if it rolls back).
+
+    The halt has committed by then. If the broker (Redis) is down, that is exactly when
+    people halt: the error must not turn a committed halt into a traceback or a 500. The
+    row stays PENDING, and the beat sweep queues it again once the broker is back.
+    """
     from ops.trading.tasks import cancel_open_orders_task  # the task module imports this one
 
-    cancel_open_orders_task.delay_on_commit(kind_of(row), row.pk)
+    kind, pk = kind_of(row), row.pk
+
+    def send() -> None:
+        try:
+            cancel_open_orders_task.delay(kind, pk)
+        except Exception as exc:  # kombu's OperationalError, a timeout, DNS: any of them
+            logger.error("broker cancel %s %s not queued (%s); the sweep will queue it again", kind, pk, exc)
+
+    transaction.on_commit(send)
 
 
 def attempt_cancellation(kind: str, pk: int) -> float | None:
@@ -150,6 +164,20 @@ def requeue_stale() -> int:
 
 def pending_count() -> int:
     return sum(model.objects.pending().count() for model in KINDS.values())
+
+
+FAILED_WINDOW = timedelta(hours=24)
+
+
+def recently_failed_count(now=None) -> int:
+    """Cancel-all requests that ended FAILED within FAILED_WINDOW: orders the broker may
+    still be working that someone must cancel by hand. (Halts are rare, so these tables
+    stay small; the outcome filter keeps the count to the few failed rows.)"""
+    since = (now or timezone.now()) - FAILED_WINDOW
+    return sum(
+        model.objects.filter(broker_outcome=BrokerOutcome.FAILED, broker_attempted_at__gte=since).count()
+        for model in KINDS.values()
+    )
 
 
 def wait_for_outcome(row: BrokerOutbox, seconds: float | None = None) -> BrokerOutbox:

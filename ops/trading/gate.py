@@ -129,18 +129,17 @@ def submit_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tupl
 
 
 def submit_reported_trade(order: TradeOrder) -> int | None:
-    """submit_trade() for callers with nobody to answer (a Celery task): a refusal is
-    logged with its reason and counted like the API's, not raised, since a retry would
-    only be refused again. Returns the trade's id, or None when refused."""
+    """submit_trade() for callers with nobody to answer (a Celery task).
+
+    A refusal (TradeDenied) or a conflicting id is final: it is logged, counted like the
+    API's, and returns None, since a retry would be refused again. A state that cannot be
+    read (TradingStateUnavailable, a lost connection) is not a refusal: it is raised, so
+    the task retries later and the reported trade is not dropped."""
     try:
         trade, _ = submit_trade(order)
     except TradeDenied as exc:
         ORDERS_DENIED.labels(exc.code).inc()
         logger.warning("trade %s refused by the gate (%s): %s", order.client_order_id, exc.code, exc.detail)
-        return None
-    except TradingStateUnavailable as exc:
-        ORDERS_DENIED.labels("trading_state_unavailable").inc()
-        logger.error("trade %s refused: the trading state cannot be read: %s", order.client_order_id, exc)
         return None
     except ConflictingOrder as exc:
         logger.error("trade %s not recorded: %s", order.client_order_id, exc)

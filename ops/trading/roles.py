@@ -12,6 +12,10 @@ VIEW = [
     "view_position",
     "view_resumerequest",
     "view_fillbooking",
+    "view_brokercancellation",
+    "view_alert",
+    "view_dependencystatus",
+    "view_dependencycheck",
 ]
 ROLES = {
     "ops_viewer": VIEW,

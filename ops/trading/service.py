@@ -248,6 +248,11 @@ def approve_resume(request_id: int, *, approver: Actor, source: str = "manual") 
             )
         if approver.user is None or approver.user.pk == request.requested_by_id:
             raise NotPermitted("The approver must be a different person from the requester.")
+        # The event names the requester as actor and records where the approval came from.
+        requester = Actor(name=request.requested_by.get_username(), user=request.requested_by)
+        # The requester's role may have changed (or the account been disabled) since
+        # the request: an approval carries out their request, so they must still hold it.
+        requester.require(RESUME, "have a resume request approved")
         row = _locked(request.scope)
         if row.state != request.from_state:
             # The scope moved since the request (e.g. escalated): approving now would
@@ -258,8 +263,6 @@ def approve_resume(request_id: int, *, approver: Actor, source: str = "manual") 
         request.status = ResumeRequest.Status.APPROVED
         request.approved_by = approver.user
         request.save(update_fields=["status", "approved_by"])
-        # The event names the requester as actor and records where the approval came from.
-        requester = Actor(name=request.requested_by.get_username(), user=request.requested_by)
         result = _apply(
             row,
             request.to_state,

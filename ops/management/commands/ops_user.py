@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import getpass
 import logging
 import secrets
-import socket
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -11,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from ops.trading.roles import ROLES
+from ops.trading.service import shell_origin
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +54,11 @@ class Command(BaseCommand):
                 user.save(update_fields=["is_staff"])
         # Role changes decide who may resume trading: leave a trace of who made them, and where.
         logger.warning(
-            "ops role of %s set to %s (was %s) from the shell by %s@%s",
+            "ops role of %s set to %s (was %s) from the shell (%s)",
             username,
             group_name,
             ", ".join(previous) or "none",
-            getpass.getuser(),
-            socket.gethostname(),
+            shell_origin(),
         )
         self.stdout.write(
             self.style.SUCCESS(f"{username}: {group_name} (was {', '.join(previous) or 'none'}).")

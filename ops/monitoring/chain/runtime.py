@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -46,6 +47,7 @@ def prometheus(urls: Urls) -> Iterator[Result]:
     yield from _targets(base)
     yield from _rules(base)
     yield from _alertmanager_connected(base)
+    yield from _webhook_deliveries(base)
 
 
 def _targets(base: str) -> Iterator[Result]:
@@ -104,6 +106,36 @@ def _alertmanager_connected(base: str) -> Iterator[Result]:
         yield Result(check, FAIL, "Prometheus knows no active Alertmanager")
     else:
         yield Result(check, PASS, ", ".join(item.get("url", "") for item in active))
+
+
+# Alertmanager counts its failed deliveries; Prometheus scrapes it (job alertmanager).
+WEBHOOK_FAILURES = 'sum(increase(alertmanager_notifications_failed_total{integration="webhook"}[10m]))'
+
+
+def _webhook_deliveries(base: str) -> Iterator[Result]:
+    """Ready is not enough: a wrong webhook token fails every notification (401) while
+    both ends say they are fine."""
+    check = "Alertmanager delivers to the console webhook"
+    try:
+        result = _get_json(f"{base}/api/v1/query?query={quote(WEBHOOK_FAILURES)}")["data"]["result"]
+    except (OutboundError, KeyError, TypeError) as exc:
+        yield Result(check, FAIL, str(exc))
+        return
+    if not result:
+        yield Result(
+            check, FAIL, "no alertmanager_notifications_failed_total: is the alertmanager job scraped?"
+        )
+        return
+    failed = float(result[0]["value"][1])
+    if failed > 0:
+        yield Result(
+            check,
+            FAIL,
+            f"{failed:g} failed webhook deliveries in the last 10 min: see Alertmanager's log "
+            "(a 401/403 means ALERTMANAGER_WEBHOOK_TOKEN is not an 'alerts' token of the app)",
+        )
+    else:
+        yield Result(check, PASS, "no failed deliveries in the last 10 min")
 
 
 def alertmanager(urls: Urls) -> Iterator[Result]:
