@@ -107,6 +107,7 @@ def test_a_halt_with_cancel_orders_stands_when_the_broker_is_down(
     # app's own URL and pool come back after the test.
     monkeypatch.setitem(app.conf, "broker_url", "redis://127.0.0.1:1/0")
     monkeypatch.setattr(app, "_pool", None)
+    monkeypatch.setattr(app.amqp, "_producer_pool", None)  # cached on top of the pool
     with django_capture_on_commit_callbacks(execute=True):
         result = service.halt(
             "global",
