@@ -47,10 +47,12 @@ test: install test-tools
 	$(BIN)/ruff format --check .
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
 
-# promtool, amtool, prometheus, alertmanager for monitoring/'s tests: Debian packages,
-# installed when missing (as root with apt-get; elsewhere those tests skip).
+# promtool, amtool, prometheus, alertmanager for monitoring/'s tests and Chromium for the
+# console's browser tests: Debian packages, installed when missing (as root with apt-get;
+# elsewhere those tests skip).
 test-tools:
 	monitoring/ensure-tools.sh
+	monitoring/ensure-chromium.sh
 
 format: install
 	$(BIN)/ruff format .
