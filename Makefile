@@ -35,6 +35,7 @@ run: install
 	$(BIN)/python manage.py seed_demo
 	@echo ""
 	@echo "InvestIQ Ops Console: http://127.0.0.1:$(PORT)/   admin: http://127.0.0.1:$(PORT)/admin/"
+	@echo "Log in with a demo login printed above (first run only): alice operator, bob and carol supervisors, vera viewer."
 	@echo "Stop with Ctrl-C."
 	@echo ""
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -c "$$HONCHO"

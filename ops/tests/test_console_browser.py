@@ -28,10 +28,22 @@ LIVE_WAIT_MS = 10_000
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     require_service(chromium_available(), "/usr/bin/chromium is missing (make test-tools installs it)")
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
-    # (fixtures, assertions) are still plain synchronous code, which Django would refuse.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     return {**browser_type_launch_args, **launch_args()}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def allow_sync_orm_beside_playwright():
+    """Playwright's sync API runs an event loop in this thread; the tests' own ORM calls
+    (fixtures, assertions, the database flush after each test) are still plain
+    synchronous code, which Django refuses next to a running loop. For this module only:
+    left set, it would leak into later tests' subprocesses (`check --deploy` rejects it)."""
+    saved = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if saved is None:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = saved
 
 
 def log_in(page: Page, live_server, username: str) -> Page:
