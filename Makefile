@@ -35,6 +35,7 @@ run: install
 	$(BIN)/python manage.py seed_demo
 	@echo ""
 	@echo "InvestIQ Ops Console: http://127.0.0.1:$(PORT)/   admin: http://127.0.0.1:$(PORT)/admin/"
+	@echo "Log in with a demo login printed above (first run only): alice operator, bob and carol supervisors, vera viewer."
 	@echo "Stop with Ctrl-C."
 	@echo ""
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -c "$$HONCHO"
@@ -47,10 +48,12 @@ test: install test-tools
 	$(BIN)/ruff format --check .
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
 
-# promtool, amtool, prometheus, alertmanager for monitoring/'s tests: Debian packages,
-# installed when missing (as root with apt-get; elsewhere those tests skip).
+# promtool, amtool, prometheus, alertmanager for monitoring/'s tests and Chromium for the
+# console's browser tests: Debian packages, installed when missing (as root with apt-get;
+# elsewhere those tests skip).
 test-tools:
 	monitoring/ensure-tools.sh
+	monitoring/ensure-chromium.sh
 
 format: install
 	$(BIN)/ruff format .

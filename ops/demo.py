@@ -13,6 +13,8 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
+from ops.alerts.models import Alert, AlertStatus
+from ops.health.models import DependencyStatus, Health
 from ops.records.intake import TradeOrder, lock_position, record_analysis
 from ops.records.models import Analysis, Signal, Trade
 from ops.trading.gate import submit_trade
@@ -64,6 +66,7 @@ def seed(now: datetime | None = None) -> SeedResult:
     now = now or timezone.now()
     with transaction.atomic():
         logins = _ensure_demo_users()
+        _ensure_demo_health_and_alerts(now)
         if Trade.objects.demo().exists():
             # All demo rows are written in one transaction, so some means all.
             return SeedResult(0, 0, logins)
@@ -125,6 +128,63 @@ def _ensure_demo_users() -> dict[str, tuple[str, str]]:
         user.groups.add(Group.objects.get(name=role))
         created[username] = (role, password)
     return created
+
+
+def _ensure_demo_health_and_alerts(now: datetime) -> None:
+    """Every kind of console tile, until the running probes and Alertmanager replace them.
+
+    Dependency rows only on a database that has none: real probe results are never
+    overwritten. Alerts are keyed by fingerprint + start, so a rerun adds nothing.
+    """
+    if not DependencyStatus.objects.exists():
+        stale = now - timedelta(hours=2)  # older than three probe intervals: shown UNKNOWN
+        for name, status, latency, detail, checked_at, failures in (
+            ("database", Health.UP, 1.8, "", now, 0),
+            ("redis", Health.UP, 0.9, "", now, 0),
+            ("polygon", Health.DOWN, 5003.0, "demo: read timeout after 5.0 s", now, 2),
+            ("alpaca", Health.UP, 212.0, "", stale, 0),
+            ("ml_service", Health.NOT_CONFIGURED, 0.0, "demo: ML_SERVICE_URL is not set", now, 0),
+        ):
+            DependencyStatus.objects.create(
+                name=name,
+                status=status,
+                latency_ms=latency,
+                detail=detail,
+                checked_at=checked_at,
+                consecutive_failures=failures,
+            )
+    start = now.replace(minute=0, second=0, microsecond=0)
+    for fingerprint, status, alertname, severity, summary, starts_at in (
+        (
+            "demo-polygon-down",
+            AlertStatus.FIRING,
+            "DependencyDown",
+            "critical",
+            "demo: polygon is down",
+            start,
+        ),
+        (
+            "demo-high-latency",
+            AlertStatus.RESOLVED,
+            "HighLatency",
+            "warning",
+            "demo: p95 latency above 1 s (resolved)",
+            start - timedelta(hours=3),
+        ),
+    ):
+        Alert.objects.get_or_create(
+            fingerprint=fingerprint,
+            starts_at=starts_at,
+            defaults={
+                "status": status,
+                "ends_at": starts_at + timedelta(minutes=20) if status == AlertStatus.RESOLVED else None,
+                "alertname": alertname,
+                "severity": severity,
+                "summary": summary,
+                "runbook_url": f"monitoring/README.md#{alertname.lower()}",
+                "labels": {"alertname": alertname, "severity": severity, "demo": "true"},
+            },
+        )
 
 
 def demo_counts() -> tuple[int, int]:

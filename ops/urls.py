@@ -1,13 +1,17 @@
 from django.urls import path
-from django.views.generic import RedirectView
 
 from ops import views
 from ops.alerts import views as alerts
 from ops.api import views as api
+from ops.console import views as console
 from ops.monitoring.views import metrics
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="admin:index"), name="console"),
+    path("", console.console, name="console"),
+    path("console/live", console.live, name="console-live"),
+    path("console/halt", console.halt, name="console-halt"),
+    path("console/resume", console.resume, name="console-resume"),
+    path("console/requests/<int:request_id>/approve", console.approve, name="console-approve"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),

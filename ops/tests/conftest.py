@@ -186,3 +186,10 @@ def one_person_resume(settings):
 @pytest.fixture
 def two_person_resume(settings):
     settings.TRADING_TWO_PERSON_RESUME = True
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Browser tests last: pytest-playwright's browser is session-wide, and while its
+    # event loop lives in this thread Django refuses synchronous ORM calls (the browser
+    # module allows them for itself only). After the browser tests nothing else runs.
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))

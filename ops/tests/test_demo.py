@@ -7,8 +7,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import Client
+from django.utils import timezone
 
+from ops.alerts.models import Alert
 from ops.demo import DEMO_USERS
+from ops.health.models import DependencyStatus
 from ops.records.models import Analysis, Trade
 from ops.tests.processes import ROOT
 from ops.trading.models import ResumeRequest, TradingState
@@ -118,3 +122,21 @@ def test_seed_demo_passes_the_gate_and_writes_nothing_while_halted(db, debug):
     with pytest.raises(CommandError, match="pre-trade gate refused"):
         call_command("seed_demo")
     assert not Trade.objects.exists() and not Analysis.objects.exists()
+
+
+def test_the_demo_shows_every_kind_of_console_tile_and_a_rerun_adds_none(db, debug, capsys):
+    call_command("seed_demo")
+    call_command("seed_demo")
+    statuses = {row.effective_status() for row in DependencyStatus.objects.all()}
+    assert statuses >= {"up", "down", "unknown"}
+    assert sorted(Alert.objects.values_list("status", flat=True)) == ["firing", "resolved"]
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="vera"))
+    page = client.get("/").content.decode()
+    assert "DependencyDown" in page and "UNKNOWN (STALE)" in page and "DOWN" in page
+
+
+def test_the_demo_never_overwrites_real_dependency_checks(db, debug):
+    DependencyStatus.objects.create(name="database", status="up", latency_ms=1, checked_at=timezone.now())
+    call_command("seed_demo")
+    assert list(DependencyStatus.objects.values_list("name", flat=True)) == ["database"]

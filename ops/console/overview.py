@@ -1,0 +1,162 @@
+"""What the console shows, read in a fixed number of bounded queries.
+
+Every list is capped and every count is bounded, so the page costs the same with ten
+trades or ten million (ops/tests/test_console.py asserts the query count).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import Permission
+from django.db.models import Q
+from django.utils import timezone
+
+from ops.alerts.models import Alert
+from ops.health.models import DependencyStatus, Health
+from ops.records.models import Analysis, Trade
+from ops.trading.models import GLOBAL_SCOPE, SEVERITY, ResumeRequest, State, TradingEvent, TradingState
+from ops.trading.service import APPROVE, HALT, RESUME
+
+EVENTS_SHOWN = 20
+ALERTS_SHOWN = 50
+REQUESTS_SHOWN = 20
+# "Trades in the last 24 h" is a range read on the executed_at index (trade_executed_idx,
+# analysis_analyzed_idx), stopped after COUNT_CAP rows: SELECT COUNT(*) FROM (SELECT 1 ...
+# WHERE executed_at >= now - 24h LIMIT cap). Its cost is bounded by the cap, never by the
+# table; past the cap the page says "10,000+". Why not hourly counter buckets: they
+# would need new triggers on the trades table's insert path for a number an on-call
+# person reads as "busy or quiet", and Prometheus/Grafana (the Trades (24h) panel) has
+# the exact figure from investiq_trades_total.
+COUNT_CAP = 10_000
+ROLE_CODENAMES = (HALT, RESUME, APPROVE, "view_tradingstate")
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """The kill-switch permissions of the person looking (groups and direct grants; the
+    superuser flag grants nothing, as in ops.trading.service)."""
+
+    codenames: frozenset[str]
+
+    @classmethod
+    def of(cls, user) -> Permissions:
+        if not (user.is_authenticated and user.is_active):
+            return cls(frozenset())
+        # One query for all four, instead of one per control.
+        rows = Permission.objects.filter(
+            Q(user=user) | Q(group__user=user), content_type__app_label="ops", codename__in=ROLE_CODENAMES
+        ).values_list("codename", flat=True)
+        return cls(frozenset(rows))
+
+    @property
+    def has_ops_role(self) -> bool:
+        return bool(self.codenames)
+
+    @property
+    def can_halt(self) -> bool:
+        return HALT in self.codenames
+
+    @property
+    def can_resume(self) -> bool:
+        return RESUME in self.codenames
+
+    @property
+    def can_approve(self) -> bool:
+        return APPROVE in self.codenames
+
+
+@dataclass(frozen=True)
+class BoundedCount:
+    value: int
+    capped: bool
+
+    def __str__(self) -> str:
+        return f"{self.value:,}+" if self.capped else f"{self.value:,}"
+
+
+def bounded_count(queryset, cap: int = COUNT_CAP) -> BoundedCount:
+    value = queryset.order_by()[: cap + 1].count()
+    return BoundedCount(min(value, cap), value > cap)
+
+
+@dataclass(frozen=True)
+class DependencyTile:
+    name: str
+    status: str
+    label: str
+    age_seconds: int
+    latency_ms: float
+    detail: str
+    consecutive_failures: int
+
+    @property
+    def age(self) -> str:
+        return _duration(self.age_seconds)
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"
+
+
+@dataclass(frozen=True)
+class Overview:
+    now: datetime
+    global_state: TradingState
+    other_states: list[TradingState]
+    dependencies: list[DependencyTile]
+    alerts: list[Alert]
+    events: list[TradingEvent]
+    requests: list[ResumeRequest]
+    trades_24h: BoundedCount
+    analyses_24h: BoundedCount
+
+    @property
+    def worst_state(self) -> str:
+        states = [self.global_state.state, *(s.state for s in self.other_states)]
+        return max(states, key=lambda state: SEVERITY[state])
+
+
+def overview(now: datetime | None = None) -> Overview:
+    now = now or timezone.now()
+    # The global row and the non-ACTIVE scopes (few: a scope returns to ACTIVE on resume).
+    states = list(TradingState.objects.filter(Q(scope=GLOBAL_SCOPE) | ~Q(state=State.ACTIVE)))
+    global_state = next((s for s in states if s.scope == GLOBAL_SCOPE), None) or TradingState(
+        scope=GLOBAL_SCOPE
+    )
+    since = now - timedelta(hours=24)
+    return Overview(
+        now=now,
+        global_state=global_state,
+        other_states=[s for s in states if s.scope != GLOBAL_SCOPE],
+        dependencies=[_tile(row, now) for row in DependencyStatus.objects.all()],
+        alerts=list(Alert.objects.firing().newest_first()[:ALERTS_SHOWN]),
+        events=list(TradingEvent.objects.recent(EVENTS_SHOWN)),
+        requests=list(
+            ResumeRequest.objects.pending()
+            .select_related("requested_by")
+            .order_by("expires_at")[:REQUESTS_SHOWN]
+        ),
+        trades_24h=bounded_count(Trade.objects.filter(executed_at__gte=since)),
+        analyses_24h=bounded_count(Analysis.objects.filter(analyzed_at__gte=since)),
+    )
+
+
+def _tile(row: DependencyStatus, now: datetime) -> DependencyTile:
+    status = row.effective_status(now)
+    return DependencyTile(
+        name=row.name,
+        status=status,
+        label=Health(status).label if status in Health.values else status,
+        age_seconds=max(0, int((now - row.checked_at).total_seconds())),
+        latency_ms=row.latency_ms,
+        detail=row.detail,
+        consecutive_failures=row.consecutive_failures,
+    )
