@@ -448,6 +448,9 @@ def test_with_postgres_stopped_the_gate_fails_closed_and_recovers_without_a_rest
     }
     samples = scrape(up)
     assert samples[("investiq_metrics_database_up", ())] == 0
+    # The on-call's page says what the outage means instead of a bare "Server Error (500)".
+    page = up.console.get(f"{up.url}/", timeout=30)
+    assert page.status_code == 503 and "refuses every new trade" in page.text
 
     up.postgres.start()
     # The same processes recover: no worker was replaced, none needs a restart.
@@ -456,6 +459,7 @@ def test_with_postgres_stopped_the_gate_fails_closed_and_recovers_without_a_rest
     answers = up.on_every_worker("POST", "/api/v1/trades", [up.trade(i) for i in after], "pg-back")
     assert [a.status for a in answers] == [201] * WORKERS, [a.body for a in answers]
     assert up.get("/readyz").status_code == 200
+    assert up.console.get(f"{up.url}/", timeout=30).status_code == 200
     assert up.worker_pids() == pids
 
     # Nothing of the refused orders was written; a retry of one now records it.
