@@ -415,3 +415,23 @@ def test_a_missing_dashboard_is_said_on_the_page(db, viewer, settings, tmp_path)
 def test_our_pages_other_than_the_console_stay_unframeable(db, viewer):
     assert client_for(viewer).get("/admin/login/")["X-Frame-Options"] == "DENY"
     assert settings.X_FRAME_OPTIONS == "DENY"
+
+
+@pytest.mark.parametrize("path", ["/", "/console/live", "/admin/"])
+def test_a_database_outage_answers_503_with_what_it_means_for_trading_not_500(transactional_db, path):
+    from ops.tests.conftest import unreachable_database
+
+    client = Client(raise_request_exception=False)
+    client.force_login(make_user("olga-operator", "ops_operator"))
+    with unreachable_database():
+        response = client.get(path)
+    assert response.status_code == 503
+    page = response.content.decode()
+    assert "Database unavailable" in page and "refuses every new trade" in page
+
+
+def test_a_bug_still_answers_500_not_a_database_outage(db, settings):
+    settings.ROOT_URLCONF = "ops.tests.urls_for_errors"
+    response = Client(raise_request_exception=False).get("/explode/1")
+    assert response.status_code == 500
+    assert "Database unavailable" not in response.content.decode()

@@ -88,3 +88,26 @@ def test_readyz_answers_503_when_the_broker_hangs(db, settings, silent_port):
     response = Client().get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"] == {"database": "ok", "broker": "unreachable (TimeoutError)"}
+
+
+def test_an_api_path_outside_the_api_wrapper_answers_503_when_the_database_is_unreachable(
+    transactional_db,
+):
+    # handler500 sees the cause: a lost database is an outage (503), not a bug (500).
+    import json
+
+    from django.db import OperationalError, connection
+    from django.test import RequestFactory
+
+    from ops.api.errors import server_error
+    from ops.tests.conftest import unreachable_database
+
+    with unreachable_database():
+        try:
+            connection.ensure_connection()
+        except OperationalError:
+            response = server_error(RequestFactory().get("/api/v1/anything"))
+        else:
+            pytest.fail("the unreachable database answered")
+    assert response.status_code == 503
+    assert json.loads(response.content)["error"] == "database_unavailable"
