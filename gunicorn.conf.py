@@ -13,6 +13,9 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 accesslog = "-"
 errorlog = "-"
+# gunicorn >= 25 opens a control socket at one path per user, shared by every instance on
+# the host (a second server takes it over). We never use gunicornc: no socket at all.
+control_socket_disable = True
 
 # prometheus_client multiprocess mode: every worker writes its metrics to files in
 # this folder and /metrics sums them. It must be in the environment before any worker

@@ -130,6 +130,23 @@ def test_a_second_server_on_a_taken_port_refuses_and_leaves_the_live_metrics_alo
     assert scrape_value(url, "investiq_requests_total", route="healthz") == before
 
 
+def test_the_server_opens_no_control_socket(transactional_db, postgres, tmp_path):
+    """gunicorn >= 25 opens a control socket at one path per user ($XDG_RUNTIME_DIR or
+    ~/.gunicorn), shared by every instance on the host: a second server takes it over and
+    gunicornc would then scale or stop the wrong one. We never use it."""
+    home, runtime = tmp_path / "home", tmp_path / "run"
+    home.mkdir()
+    runtime.mkdir()
+    port = free_port()
+    env = gunicorn_env(port, tmp_path / "prometheus") | {"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}
+    server = start_process(GUNICORN, env, tmp_path / "gunicorn.log")
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz", server)
+        assert list(home.rglob("*")) == [] and list(runtime.rglob("*")) == []
+    finally:
+        stop_process(server)
+
+
 def test_a_restart_drops_the_dead_run_s_counters(transactional_db, postgres, tmp_path):
     multiproc = tmp_path / "prometheus"
     multiproc.mkdir()
