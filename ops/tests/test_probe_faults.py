@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -309,3 +310,41 @@ def test_a_worker_killed_mid_probe_neither_loses_nor_repeats_the_alpaca_trip(
         )
         == 1
     )
+
+
+def test_a_worker_killed_between_a_failure_and_its_trip_leaves_neither_on_record(
+    transactional_db, postgres, redis_url, apis, tmp_path
+):
+    """A failure at the threshold is on record only together with its trip.
+
+    The trip must lock the trading state; the test holds that lock, so the worker stops
+    exactly after counting Alpaca's failure and before the halt commits, and is killed
+    there. Alpaca then comes back. Had the failure been committed on its own, the
+    history would show the outage at the threshold and no trip, for good.
+    """
+    env = {
+        **healthy_settings(apis, redis_url),
+        "ALPACA_BASE_URL": "http://127.0.0.1:1",  # refused: down, fast
+        "PROBE_INTERVAL_SECONDS": "2",
+        "AUTO_TRIP_AFTER_FAILURES": "1",
+    }
+
+    def worker_waits_for_the_lock() -> bool:
+        waiting = blocker.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'ops_tradingstate'::regclass"
+        ).fetchone()
+        return waiting[0] > 0
+
+    with psycopg.connect(database_url()) as blocker, celery(tmp_path, env) as running:
+        blocker.execute("LOCK TABLE ops_tradingstate IN EXCLUSIVE MODE")
+        worker = running.worker()
+        running.beat()
+        wait_for(worker_waits_for_the_lock, 60, "the worker waiting to trip", running.log_text)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=20)
+        blocker.rollback()  # the lock goes; the dead worker's transaction never commits
+        running.worker(ALPACA_BASE_URL=apis.url)  # a new worker, and Alpaca is back
+        wait_for(lambda: statuses().get("alpaca") == Health.UP, 60, "Alpaca recorded UP", running.log_text)
+    assert not DependencyCheck.objects.filter(name="alpaca", status=Health.DOWN).exists()
+    assert not TradingEvent.objects.exists()
+    assert not TradingState.objects.exclude(state=State.ACTIVE).exists()
