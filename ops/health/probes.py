@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from ops import alpaca
 from ops.health.exceptions import DependencyUnavailable, NotConfigured
@@ -26,14 +26,23 @@ def _get_json(url: str, headers: dict[str, str] | None = None) -> object:
         raise DependencyUnavailable(exc.detail) from None
 
 
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
 @dataclass(frozen=True)
 class Database:
     name: str = "database"
 
     def run(self) -> str:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
+        # A database that is down is an outage to report, not a bug: our own exception,
+        # so the runner does not log a traceback every cycle of it.
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchone()
+        except DatabaseError as exc:
+            raise DependencyUnavailable(f"{connection.vendor}: {_first_line(exc)}") from None
         return f"{connection.vendor} answers"
 
 

@@ -32,8 +32,17 @@ class ProbeResult:
 
 
 def cycle_deadline() -> float:
-    """Seconds the whole cycle may take: the slowest probe's timeouts plus a margin."""
-    return settings.PROBE_CONNECT_TIMEOUT + settings.PROBE_READ_TIMEOUT + 1.0
+    """Seconds the cycle waits for its probes: the read timeout and a 5% margin.
+
+    A dependency that accepts the connection and never answers ends its own probe at
+    the read timeout, and the margin lets that probe's own result (its exact words) in.
+    A probe its client's timeouts cannot end (libpq's connect timeout is whole seconds
+    and at least 2, a server that trickles a byte at a time) is cut here, so one hanging
+    dependency costs about one read timeout: never connect + read, never the sum.
+    A probe that spent its connect timeout is not owed a full read timeout after it:
+    a dependency that has not answered within the read timeout is down either way.
+    """
+    return settings.PROBE_READ_TIMEOUT * 1.05
 
 
 def task_time_limits(interval: int) -> tuple[int, int]:
@@ -49,7 +58,8 @@ def task_time_limits(interval: int) -> tuple[int, int]:
 def run_probes(probes) -> list[ProbeResult]:
     pool = ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="probe")
     futures = {pool.submit(_timed, probe): probe for probe in probes}
-    done, _ = wait(futures, timeout=cycle_deadline())
+    deadline = cycle_deadline()
+    done, _ = wait(futures, timeout=deadline)
     # Never wait for a straggler: its own timeouts end it later, and its result is
     # replaced by a timeout result now.
     pool.shutdown(wait=False, cancel_futures=True)
@@ -59,11 +69,13 @@ def run_probes(probes) -> list[ProbeResult]:
             results.append(future.result())
         else:
             results.append(
+                # The words an HTTP probe's own read timeout uses: whichever of the two
+                # ends a hung probe first, the result reads the same.
                 ProbeResult(
                     probe.name,
                     Health.DOWN,
-                    cycle_deadline() * 1000,
-                    f"no result within {cycle_deadline():g}s",
+                    deadline * 1000,
+                    f"no answer within {settings.PROBE_READ_TIMEOUT:g}s",
                     timezone.now(),
                 )
             )

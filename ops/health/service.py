@@ -52,6 +52,9 @@ def periodic_cycle() -> list[ProbeResult] | None:
 def record(results: list[ProbeResult]) -> None:
     for result in results:
         try:
+            # The check, the failure count and the trip it earns commit together: a worker
+            # killed between them would otherwise leave a failure at the threshold on
+            # record with no trip, lost for good if the next check is up.
             with transaction.atomic():
                 DependencyCheck.objects.create(
                     name=result.name,
@@ -61,7 +64,7 @@ def record(results: list[ProbeResult]) -> None:
                     checked_at=result.checked_at,
                 )
                 _update_status(result)
-            _apply_trip(result)
+                _apply_trip(result)
         except DatabaseError:
             # One result that cannot be written must not cost the others theirs.
             logger.exception("could not record the %s probe result", result.name)
@@ -90,8 +93,9 @@ def _apply_trip(result: ProbeResult) -> None:
     if result.name not in TRIPS or not (settings.AUTO_TRIPS_ENABLED and threshold):
         return
     with transaction.atomic():
-        # The halt and the `tripped` mark commit together: a crash between them cannot
-        # leave a trip unrecorded (and so repeated over a person's later resume).
+        # The halt and the `tripped` mark commit together (and with the check that
+        # earned them, see record()): a crash between them cannot leave a trip
+        # unrecorded (and so repeated over a person's later resume).
         row = DependencyStatus.objects.select_for_update().get(name=result.name)
         if row.tripped or row.status != Health.DOWN or row.consecutive_failures < threshold:
             return

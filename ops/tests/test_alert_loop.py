@@ -38,7 +38,7 @@ from ops.tests.test_monitoring_live import (
 from ops.trading import service as kill_switch
 
 METRICS_TOKEN = "loop-metrics-token"
-PROBE_INTERVAL = 5  # seconds; the cycle (0.5 + 1 + 1 s) stays inside the task's soft limit
+PROBE_INTERVAL = 5  # seconds; the cycle (at most 1.05 s) stays inside the task's soft limit
 
 
 @dataclass

@@ -12,9 +12,10 @@ from ops.health.tasks import probe_dependencies
 @pytest.mark.parametrize(
     ("interval", "connect", "read", "refused"),
     [
-        (5, 1.0, 1.5, True),  # a 3.5 s cycle; the soft limit (3 s) would cut it short
-        (15, 2.0, 9.5, False),  # a 12.5 s cycle ends before the soft limit (13 s)
-        (15, 2.0, 10.0, True),  # a 13 s cycle reaches it
+        (5, 1.0, 3.0, True),  # a 3.15 s cycle; the soft limit (3 s) would cut it short
+        (5, 10.0, 2.5, False),  # 2.625 s: the connect timeout never lengthens the cycle
+        (15, 2.0, 12.0, False),  # a 12.6 s cycle ends before the soft limit (13 s)
+        (15, 2.0, 12.5, True),  # a 13.125 s cycle reaches it
     ],
 )
 def test_the_timing_check_holds_a_probe_cycle_against_the_tasks_soft_limit(
