@@ -42,7 +42,10 @@ SQLITE_SIGNIFICANT_DIGITS = 15
 
 
 def _storable(value: Decimal) -> None:
-    if connection.vendor == "sqlite" and len(value.normalize().as_tuple().digits) > SQLITE_SIGNIFICANT_DIGITS:
+    # Counted from the digits, not with normalize(): that is arithmetic, and overflows on
+    # an exponent like ".1E415714058" (which the digit-count validator refuses anyway).
+    significant = "".join(map(str, value.as_tuple().digits)).strip("0")
+    if connection.vendor == "sqlite" and len(significant) > SQLITE_SIGNIFICANT_DIGITS:
         raise ValidationError(
             f"The embedded SQLite database keeps {SQLITE_SIGNIFICANT_DIGITS} significant digits; "
             "this value would be stored altered (Postgres keeps all of them)."

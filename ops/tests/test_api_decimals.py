@@ -63,3 +63,11 @@ def test_an_analysis_price_follows_the_same_rule(api):
     else:
         assert response.status_code == 201
         assert Analysis.objects.get().price == Decimal("12345678.12345678")
+
+
+@pytest.mark.parametrize("price", [".180E415714058", "1E-999999999", "-1E+999999999"])
+def test_extreme_exponents_are_refused_without_an_error(api, price):
+    response = api.post_json(TRADES, trade_payload(price=price))
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["price"]
+    assert not Trade.objects.exists()
