@@ -309,41 +309,56 @@ def _responses() -> dict[str, Any]:
 
 EXAMPLES = {
     "TradeRequest": {
-        "client_order_id": "o-1",
-        "symbol": "AAPL",
-        "side": "buy",
-        "quantity": "10",
-        "price": "228.50",
-        "strategy": "momentum",
+        "buy": {
+            "client_order_id": "o-1",
+            "symbol": "AAPL",
+            "side": "buy",
+            "quantity": "10",
+            "price": "228.50",
+            "strategy": "momentum",
+        },
+        "sell": {
+            "client_order_id": "o-2",
+            "symbol": "BRK.B",
+            "side": "sell",
+            "quantity": 5,
+            "price": 471.25,
+            "executed_at": "2026-11-27T14:30:00Z",
+        },
     },
     "AnalysisRequest": {
-        "symbol": "AAPL",
-        "signal": "buy",
-        "confidence": 0.82,
-        "model_version": "lstm-2026.11",
-        "price": "228.50",
+        "hold": {
+            "symbol": "AAPL",
+            "signal": "hold",
+            "confidence": 0.82,
+            "model_version": "lstm-2026.11",
+            "price": "228.50",
+        }
     },
     "AlertmanagerNotification": {
-        "version": "4",
-        "status": "firing",
-        "receiver": "investiq-console",
-        "alerts": [
-            {
-                "status": "firing",
-                "fingerprint": "3f2a9c1d0b7e4a65",
-                "startsAt": "2026-11-27T14:30:00Z",
-                "endsAt": "0001-01-01T00:00:00Z",
-                "labels": {"alertname": "HighLatency", "severity": "warning"},
-                "annotations": {"summary": "p95 latency above 1 s"},
-                "generatorURL": "http://prometheus:9090/graph",
-            }
-        ],
+        "firing": {
+            "version": "4",
+            "status": "firing",
+            "receiver": "investiq-console",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "fingerprint": "3f2a9c1d0b7e4a65",
+                    "startsAt": "2026-11-27T14:30:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "labels": {"alertname": "HighLatency", "severity": "warning"},
+                    "annotations": {"summary": "p95 latency above 1 s"},
+                    "generatorURL": "http://prometheus:9090/graph",
+                }
+            ],
+        }
     },
 }
 
 
 def _json_body(schema: str) -> dict[str, Any]:
-    return {"required": True, "content": {JSON: {"schema": _ref(schema), "example": EXAMPLES[schema]}}}
+    examples = {name: {"value": value} for name, value in EXAMPLES[schema].items()}
+    return {"required": True, "content": {JSON: {"schema": _ref(schema), "examples": examples}}}
 
 
 def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
