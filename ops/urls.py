@@ -20,4 +20,5 @@ urlpatterns = [
     path("api/v1/trading/status", api.trading_status, name="api-trading-status"),
     path("api/v1/alerts/alertmanager", alerts.alertmanager_webhook, name="api-alertmanager-webhook"),
     path("api/v1/alerts", alerts.alert_list, name="api-alerts"),
+    path("api/v1/openapi.json", api.openapi_document, name="api-openapi"),
 ]

@@ -69,6 +69,9 @@ def api_view(
                 logger.exception("database error in %s", view.__name__)
                 raise
 
+        # Read by the OpenAPI test: the document must name the same methods and scope.
+        wrapper.api_methods = methods
+        wrapper.api_scope = scope
         return wrapper
 
     return decorate

@@ -5,9 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
+from ops.api import openapi
 from ops.api.decorators import api_view
-from ops.api.errors import ApiError
+from ops.api.errors import ApiError, error_response
 from ops.api.models import ApiClient, Scope
 from ops.api.parsing import read_json_object
 from ops.api.schemas import AnalysisForm, TradeForm, TradingStatusForm
@@ -100,3 +102,17 @@ def trading_status(request: HttpRequest, client: ApiClient) -> JsonResponse:
         raise ApiError(503, "trading_state_unavailable", "The trading state cannot be read.") from None
     position = position_of(strategy, symbol) if symbol else Decimal(0)
     return JsonResponse({**effective.as_json(), "allowed_sides": effective.allowed_sides(position)})
+
+
+@csrf_exempt  # no cookie, no state: a POST gets the API's JSON 405, not Django's CSRF page
+def openapi_document(request: HttpRequest) -> JsonResponse:
+    """The API's OpenAPI 3.1 description. No token: it describes the API and holds no
+    data, and a client (or a code generator) reads it before it has a token."""
+    if request.method != "GET":
+        return error_response(405, "method_not_allowed", "Use GET.", headers={"Allow": "GET"})
+    return JsonResponse(openapi.document())
+
+
+# Read by the OpenAPI test, as api_view sets them: GET only, no scope.
+openapi_document.api_methods = ("GET",)
+openapi_document.api_scope = None

@@ -1,0 +1,540 @@
+"""The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json.
+
+Written by hand as data, so it reads as the contract (ARCHITECTURE.md, "HTTP contract")
+and not as a by-product of the views. It borrows from the code whatever would otherwise
+be a second copy that could drift: the symbol and strategy patterns, the choices, the
+body limit, the alert list's bounds. Two tests keep it true: ops/tests/test_openapi.py
+(the document is valid OpenAPI 3.1 and names exactly the URLconf's /api/v1 routes, their
+methods and scopes) and ops/tests/test_openapi_fuzz.py (schemathesis against a live
+gunicorn: no 5xx, every status, content type, header and body as documented, and
+nothing written by a rejected request).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from ops.alerts.models import AlertStatus
+from ops.alerts.views import DEFAULT_LIMIT, MAX_LIMIT
+from ops.api.models import Scope
+from ops.api.schemas import DECIMAL_TEXT, PRINTABLE_VALIDATOR
+from ops.records.models import MONEY, Side, Signal
+from ops.trading.models import State
+from ops.validators import STRATEGY_PATTERN, SYMBOL_PATTERN
+
+JSON = "application/json"
+SECURITY_SCHEME = "bearerToken"
+
+
+def _ecma(pattern: str) -> str:
+    # Python's \A and \Z are "start/end of the whole string"; in ECMA-262 regexes (what
+    # JSON Schema uses) without the m flag, ^ and $ mean exactly that.
+    return pattern.replace(r"\A", "^").replace(r"\Z", "$")
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    # The API treats null in an optional field as "left out" (the default applies).
+    return {"oneOf": [schema, {"type": "null"}], "description": description}
+
+
+SYMBOL = {"type": "string", "pattern": _ecma(SYMBOL_PATTERN), "examples": ["AAPL", "BRK.B"]}
+STRATEGY = {"type": "string", "pattern": _ecma(STRATEGY_PATTERN), "examples": ["momentum"]}
+INTEGER_DIGITS = MONEY["max_digits"] - MONEY["decimal_places"]
+DECIMAL_STRING = {"type": "string", "pattern": _ecma(DECIMAL_TEXT.pattern)}
+DATE_TIME = {"type": "string", "format": "date-time"}
+OUTPUT_DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]+$", "description": "A decimal as text."}
+
+
+def _money(description: str) -> dict[str, Any]:
+    return {
+        "description": (
+            f"{description} A JSON number or a decimal string, greater than 0, at most "
+            f"{INTEGER_DIGITS} digits before the point and {MONEY['decimal_places']} after it."
+        ),
+        "oneOf": [
+            {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10**INTEGER_DIGITS},
+            DECIMAL_STRING,
+        ],
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error", "detail"],
+            "properties": {
+                "error": {"type": "string", "description": "A stable, machine-readable code."},
+                "detail": {"type": "string", "description": "For people; may change."},
+                "fields": {
+                    "type": "object",
+                    "description": "Validation errors by field name (only on 400).",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+        "EffectiveState": {
+            "type": "object",
+            "required": ["state", "scope", "reason", "since"],
+            "properties": {
+                "state": {"enum": State.values},
+                "scope": {
+                    "type": "string",
+                    "description": "The scope that decides: global, strategy:<name> or symbol:<TICKER>.",
+                    "pattern": r"^(global|strategy:.+|symbol:.+)$",
+                },
+                "reason": {"type": "string"},
+                "since": {"oneOf": [DATE_TIME, {"type": "null"}], "description": "null while ACTIVE."},
+            },
+        },
+        "TradingStatus": {
+            "allOf": [
+                _ref("EffectiveState"),
+                {
+                    "type": "object",
+                    "required": ["allowed_sides"],
+                    "properties": {
+                        "allowed_sides": {
+                            "type": "array",
+                            "items": {"enum": Side.values},
+                            "description": "What the gate would accept now for this strategy and symbol.",
+                        }
+                    },
+                },
+            ]
+        },
+        "TradingDenied": {
+            "description": "The gate refused the trade; the body names the state that decided.",
+            "allOf": [
+                _ref("Error"),
+                _ref("EffectiveState"),
+                {"type": "object", "properties": {"error": {"enum": ["trading_halted", "trading_reducing"]}}},
+            ],
+        },
+        "TradeRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["client_order_id", "symbol", "side", "quantity", "price"],
+            "properties": {
+                "client_order_id": {
+                    "type": "string",
+                    "pattern": _ecma(PRINTABLE_VALIDATOR.regex.pattern),
+                    "description": "The idempotency key: 1–64 printable ASCII characters, no spaces.",
+                },
+                "symbol": SYMBOL,
+                "side": {"enum": Side.values},
+                "quantity": _money("How many."),
+                "price": _money("Per unit."),
+                "strategy": _nullable(STRATEGY, "Default: default."),
+                "executed_at": _nullable(
+                    DATE_TIME, "With a UTC offset; from 2000-01-01 to one day ahead. Default: now."
+                ),
+            },
+        },
+        "Trade": {
+            "type": "object",
+            "required": [
+                "id",
+                "client_order_id",
+                "symbol",
+                "side",
+                "quantity",
+                "price",
+                "strategy",
+                "executed_at",
+                "created_at",
+            ],
+            "properties": {
+                "id": {"type": "integer"},
+                "client_order_id": {"type": "string"},
+                "symbol": SYMBOL,
+                "side": {"enum": Side.values},
+                "quantity": OUTPUT_DECIMAL,
+                "price": OUTPUT_DECIMAL,
+                "strategy": STRATEGY,
+                "executed_at": DATE_TIME,
+                "created_at": DATE_TIME,
+            },
+        },
+        "DuplicateOrder": {
+            "allOf": [
+                _ref("Error"),
+                {
+                    "type": "object",
+                    "required": ["trade"],
+                    "properties": {"error": {"const": "duplicate_client_order_id"}, "trade": _ref("Trade")},
+                },
+            ]
+        },
+        "AnalysisRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["symbol", "signal", "confidence", "model_version"],
+            "properties": {
+                "symbol": SYMBOL,
+                "signal": {"enum": Signal.values},
+                "confidence": {
+                    "description": "From 0 to 1; stored to four places.",
+                    "oneOf": [{"type": "number", "minimum": 0, "maximum": 1}, DECIMAL_STRING],
+                },
+                "model_version": {"type": "string", "pattern": _ecma(PRINTABLE_VALIDATOR.regex.pattern)},
+                "price": _nullable(_money("The price the model saw."), "Optional."),
+                "analyzed_at": _nullable(
+                    DATE_TIME, "With a UTC offset; from 2000-01-01 to one day ahead. Default: now."
+                ),
+            },
+        },
+        "Analysis": {
+            "type": "object",
+            "required": [
+                "id",
+                "symbol",
+                "signal",
+                "confidence",
+                "model_version",
+                "price",
+                "analyzed_at",
+                "created_at",
+            ],
+            "properties": {
+                "id": {"type": "integer"},
+                "symbol": SYMBOL,
+                "signal": {"enum": Signal.values},
+                "confidence": OUTPUT_DECIMAL,
+                "model_version": {"type": "string"},
+                "price": {"oneOf": [OUTPUT_DECIMAL, {"type": "null"}]},
+                "analyzed_at": DATE_TIME,
+                "created_at": DATE_TIME,
+            },
+        },
+        "AlertmanagerNotification": {
+            "type": "object",
+            "description": (
+                "Alertmanager's webhook payload, version 4. Fields not listed here (status, "
+                "receiver, groupLabels, ...) are accepted and ignored. All or nothing: one bad alert and "
+                "none is stored."
+            ),
+            "required": ["version", "alerts"],
+            "properties": {
+                "version": {"const": "4"},
+                "alerts": {"type": "array", "items": _ref("AlertmanagerAlert")},
+            },
+        },
+        "AlertmanagerAlert": {
+            "type": "object",
+            "required": ["fingerprint", "status", "startsAt"],
+            "properties": {
+                "fingerprint": {"type": "string", "pattern": "^[0-9a-fA-F]{1,64}$"},
+                "status": {"enum": AlertStatus.values},
+                "startsAt": {**DATE_TIME, "description": "Not Go's zero time (0001-01-01T00:00:00Z)."},
+                "endsAt": {
+                    "description": "Go's zero time, empty or null while the alert fires.",
+                    "oneOf": [DATE_TIME, {"const": ""}, {"type": "null"}],
+                },
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                "generatorURL": {"type": "string"},
+            },
+        },
+        "Alert": {
+            "type": "object",
+            "required": [
+                "fingerprint",
+                "alertname",
+                "status",
+                "severity",
+                "summary",
+                "description",
+                "runbook_url",
+                "labels",
+                "starts_at",
+                "ends_at",
+                "last_received_at",
+            ],
+            "properties": {
+                "fingerprint": {"type": "string", "pattern": "^[0-9a-f]{1,64}$"},
+                "alertname": {"type": "string"},
+                "status": {"enum": AlertStatus.values},
+                "severity": {"type": "string"},
+                "summary": {"type": "string"},
+                "description": {"type": "string"},
+                "runbook_url": {"type": "string"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "starts_at": DATE_TIME,
+                "ends_at": {"oneOf": [DATE_TIME, {"type": "null"}]},
+                "last_received_at": DATE_TIME,
+            },
+        },
+    }
+
+
+def _error(description: str, schema: str = "Error", headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _responses() -> dict[str, Any]:
+    limit = settings.API_MAX_BODY_BYTES
+    return {
+        "BadRequest": _error(
+            "Bad input, nothing written: `validation_failed` (with `fields`), `invalid_json`, "
+            "`unsupported_content_type` (the body must be application/json), `value_out_of_range`; "
+            "`invalid_notification` on the webhook."
+        ),
+        "Unauthorized": _error(
+            "`unauthorized`: no bearer token, or an unknown or revoked one.",
+            headers={
+                "WWW-Authenticate": {
+                    "required": True,
+                    "schema": {"type": "string", "const": 'Bearer realm="investiq"'},
+                }
+            },
+        ),
+        "Forbidden": _error("`forbidden_scope`: the token lacks this endpoint's scope."),
+        "PayloadTooLarge": _error(f"`payload_too_large`: the body is over {limit} bytes."),
+        "DatabaseUnavailable": _error("`database_unavailable`: the database cannot be reached; retry later."),
+        "TradingStateUnavailable": _error(
+            "`trading_state_unavailable`: the trading state cannot be read, so the gate fails closed."
+        ),
+    }
+
+
+EXAMPLES = {
+    "TradeRequest": {
+        "buy": {
+            "client_order_id": "o-1",
+            "symbol": "AAPL",
+            "side": "buy",
+            "quantity": "10",
+            "price": "228.50",
+            "strategy": "momentum",
+        },
+        "sell": {
+            "client_order_id": "o-2",
+            "symbol": "BRK.B",
+            "side": "sell",
+            "quantity": 5,
+            "price": 471.25,
+            "executed_at": "2026-11-27T14:30:00Z",
+        },
+    },
+    "AnalysisRequest": {
+        "hold": {
+            "symbol": "AAPL",
+            "signal": "hold",
+            "confidence": 0.82,
+            "model_version": "lstm-2026.11",
+            "price": "228.50",
+        }
+    },
+    "AlertmanagerNotification": {
+        "firing": {
+            "version": "4",
+            "status": "firing",
+            "receiver": "investiq-console",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "fingerprint": "3f2a9c1d0b7e4a65",
+                    "startsAt": "2026-11-27T14:30:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "labels": {"alertname": "HighLatency", "severity": "warning"},
+                    "annotations": {"summary": "p95 latency above 1 s"},
+                    "generatorURL": "http://prometheus:9090/graph",
+                }
+            ],
+        }
+    },
+}
+
+
+def _json_body(schema: str) -> dict[str, Any]:
+    examples = {name: {"value": value} for name, value in EXAMPLES[schema].items()}
+    return {"required": True, "content": {JSON: {"schema": _ref(schema), "examples": examples}}}
+
+
+def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _common(*, body: bool, unavailable: str = "DatabaseUnavailable") -> dict[str, Any]:
+    responses = {
+        "400": {"$ref": "#/components/responses/BadRequest"},
+        "401": {"$ref": "#/components/responses/Unauthorized"},
+        "403": {"$ref": "#/components/responses/Forbidden"},
+        "503": {"$ref": f"#/components/responses/{unavailable}"},
+    }
+    if body:
+        responses["413"] = {"$ref": "#/components/responses/PayloadTooLarge"}
+    return responses
+
+
+def _scope(scope: Scope) -> list[dict[str, list[str]]]:
+    # OpenAPI 3.1 lets a non-OAuth requirement list roles: here, the token scope needed.
+    return [{SECURITY_SCHEME: [scope.value]}]
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/api/v1/trades": {
+            "post": {
+                "operationId": "createTrade",
+                "summary": "The pre-trade gate: check the trading state, then record the trade.",
+                "description": (
+                    "Idempotent on `client_order_id`: an identical retry answers 200 with the "
+                    "original trade (whatever the state now); the same id with other content is 409. "
+                    "A retry that leaves out `executed_at` matches the original."
+                ),
+                "security": _scope(Scope.TRADES),
+                "requestBody": _json_body("TradeRequest"),
+                "responses": {
+                    "201": _ok("Recorded.", _ref("Trade")),
+                    "200": _ok("An identical retry: the trade recorded the first time.", _ref("Trade")),
+                    **_common(body=True, unavailable="TradingStateUnavailable"),
+                    "409": _error(
+                        "`duplicate_client_order_id`: that id was recorded with other content (in `trade`).",
+                        "DuplicateOrder",
+                    ),
+                    "423": _error(
+                        "`trading_halted` or `trading_reducing`: the kill switch refused; nothing recorded.",
+                        "TradingDenied",
+                    ),
+                },
+            }
+        },
+        "/api/v1/trading/status": {
+            "get": {
+                "operationId": "getTradingStatus",
+                "summary": "The effective trading state for a strategy and symbol.",
+                "security": _scope(Scope.STATUS),
+                # Empty means left out: clients build `?symbol=&strategy=` from blanks.
+                "parameters": [
+                    {"name": "symbol", "in": "query", "schema": {"anyOf": [SYMBOL, {"const": ""}]}},
+                    {
+                        "name": "strategy",
+                        "in": "query",
+                        "schema": {"anyOf": [STRATEGY, {"const": ""}], "default": "default"},
+                    },
+                ],
+                "responses": {
+                    "200": _ok("The most restrictive of global, strategy and symbol.", _ref("TradingStatus")),
+                    **_common(body=False, unavailable="TradingStateUnavailable"),
+                },
+            }
+        },
+        "/api/v1/analyses": {
+            "post": {
+                "operationId": "createAnalysis",
+                "summary": "Record an analysis from the ML pipeline.",
+                "security": _scope(Scope.ANALYSES),
+                "requestBody": _json_body("AnalysisRequest"),
+                "responses": {"201": _ok("Recorded.", _ref("Analysis")), **_common(body=True)},
+            }
+        },
+        "/api/v1/alerts/alertmanager": {
+            "post": {
+                "operationId": "receiveAlertmanagerNotification",
+                "summary": "Alertmanager's webhook into the alert store.",
+                "description": (
+                    "One row per fingerprint and startsAt; a resolved alert stays resolved; "
+                    "redelivery is harmless. Mapped alerts may change the trading state (ALERT_ACTIONS)."
+                ),
+                "security": _scope(Scope.ALERTS),
+                "requestBody": _json_body("AlertmanagerNotification"),
+                "responses": {
+                    "200": _ok(
+                        "Stored.",
+                        {
+                            "type": "object",
+                            "required": ["stored"],
+                            "properties": {"stored": {"type": "integer", "minimum": 0}},
+                        },
+                    ),
+                    **_common(body=True),
+                },
+            }
+        },
+        "/api/v1/alerts": {
+            "get": {
+                "operationId": "listAlerts",
+                "summary": "The alert store, newest first.",
+                "security": _scope(Scope.STATUS),
+                "parameters": [
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"enum": ["firing", "resolved", "all"], "default": "firing"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_LIMIT,
+                            "default": DEFAULT_LIMIT,
+                        },
+                    },
+                ],
+                "responses": {
+                    "200": _ok(
+                        "Alerts.",
+                        {
+                            "type": "object",
+                            "required": ["alerts"],
+                            "properties": {"alerts": {"type": "array", "items": _ref("Alert")}},
+                        },
+                    ),
+                    **_common(body=False),
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "operationId": "getOpenApiDocument",
+                "summary": "This document.",
+                "description": "No token needed: it holds no data, and clients read it before they have one.",
+                "security": [],
+                "responses": {"200": _ok("OpenAPI 3.1.", {"type": "object", "required": ["openapi"]})},
+            }
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document (built per call: it reads API_MAX_BODY_BYTES)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "InvestIQ Ops Console API",
+            "version": "1",
+            "description": (
+                "The pre-trade gate, the records of trades and analyses, the trading status and "
+                "the alert store. Send `Authorization: Bearer <token>`; each token carries scopes "
+                "(trades, analyses, alerts, status). Every error body is "
+                '`{"error": code, "detail": text, "fields": {...}}` (fields only for validation '
+                "errors). Decimals are returned as strings. A method an endpoint does not take "
+                "gets 405 `method_not_allowed` with an `Allow` header."
+            ),
+        },
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                SECURITY_SCHEME: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Per-client token (manage.py create_api_token), stored hashed.",
+                }
+            },
+            "schemas": _schemas(),
+            "responses": _responses(),
+        },
+    }
