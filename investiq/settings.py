@@ -136,13 +136,15 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # WAL: readers (the gate's state read, the console, /metrics) neither block nor wait
     # for the one writer. journal_mode is stored in the file; synchronous is per connection.
     # synchronous=FULL (SQLite's default, kept on purpose) syncs the WAL at every commit,
-    # so a halt that has returned survives a power cut too; NORMAL would save that sync
-    # per commit and could lose the last commits then (docs/benchmarks.md, P4).
+    # so a halt or a trade that has been answered survives a power cut too (a laptop's
+    # likeliest crash). NORMAL is as safe against a crashed process but may lose the
+    # last commits to a power cut; it would cut the halt's p99 under eight saturating
+    # clients from ~1.2 s to ~0.1 s (docs/benchmarks.md, P4): durability wins here.
     _sqlite.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL")
     # Seconds a writer waits for the lock. Below gunicorn's 30 s worker timeout, so a
     # request stuck behind a long writer (seed_demo, a migration) gets a 503 instead of a
-    # killed worker; far above any transaction of the app, so a halt never gives up on
-    # trading traffic (P4: its p99 under eight clients is milliseconds).
+    # killed worker; far above the halt's worst wait under load (P4: 1.5 s), so a halt
+    # does not give up on trading traffic.
     _sqlite.setdefault("timeout", 20)
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # Tests use a file, not Django's in-memory default: an in-memory database dies with
