@@ -8,6 +8,7 @@ runs on SQLite with real processes. The others need Postgres.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sqlite3
@@ -215,7 +216,7 @@ def test_a_shell_halt_under_eight_api_clients_succeeds_first_try_on_the_embedded
         wait_until_ready(f"http://127.0.0.1:{port}/healthz", server)
         for thread in threads:
             thread.start()
-        wait_for(lambda item: item[1] == 201, 40)  # trades flowing from every side
+        wait_for(lambda item: item[1] == 201, 40)  # trades flowing
         halt = manage(env, "trading", "halt", "--scope", "global", "--reason", "race", "--actor", "alice")
         cutoff = time.monotonic()
         wait_for(lambda item: item[0] > cutoff, 40)  # and still trying after it returned
@@ -233,7 +234,7 @@ def test_a_shell_halt_under_eight_api_clients_succeeds_first_try_on_the_embedded
     assert len(after) >= 40, "the test needs requests after the halt"
     assert set(statuses) <= {201, 423}, {status: statuses.count(status) for status in set(statuses)}
     assert set(after) == {423}, f"accepted after the halt returned: {after.count(201)}"
-    with sqlite3.connect(tmp_path / "var" / "investiq.sqlite3") as books:
+    with contextlib.closing(sqlite3.connect(tmp_path / "var" / "investiq.sqlite3")) as books:
         recorded = books.execute("SELECT count(*) FROM ops_trade").fetchone()[0]
         events = books.execute("SELECT from_state, to_state FROM ops_tradingevent").fetchall()
     assert recorded == statuses.count(201)
