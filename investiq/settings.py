@@ -124,8 +124,28 @@ DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # web, worker and beat share the file: wait for a writer instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # web (several gunicorn workers), worker, beat and manage.py share one file, and every
+    # connection of every process is opened with these options (the test database too).
+    _sqlite = DATABASES["default"].setdefault("OPTIONS", {})
+    # IMMEDIATE: a transaction takes the write lock at BEGIN, where SQLite waits its busy
+    # timeout. A deferred one that has read and then writes (the halt: read the state row,
+    # then update it) cannot wait there without risking a deadlock, so SQLite fails it at
+    # once with "database is locked" whatever the timeout. Writers now queue; that is the
+    # serialisation the kill switch's select_for_update stands for on Postgres.
+    _sqlite.setdefault("transaction_mode", "IMMEDIATE")
+    # WAL: readers (the gate's state read, the console, /metrics) neither block nor wait
+    # for the one writer. journal_mode is stored in the file; synchronous is per connection.
+    # synchronous=FULL (SQLite's default, kept on purpose) syncs the WAL at every commit,
+    # so a halt or a trade that has been answered survives a power cut too (a laptop's
+    # likeliest crash). NORMAL is as safe against a crashed process but may lose the
+    # last commits to a power cut; it would cut the halt's p99 under eight saturating
+    # clients from ~1.2 s to ~0.1 s (docs/benchmarks.md, P4): durability wins here.
+    _sqlite.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL")
+    # Seconds a writer waits for the lock. Below gunicorn's 30 s worker timeout, so a
+    # request stuck behind a long writer (seed_demo, a migration) gets a 503 instead of a
+    # killed worker; far above the halt's worst wait under load (P4: 1.5 s), so a halt
+    # does not give up on trading traffic.
+    _sqlite.setdefault("timeout", 20)
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # Tests use a file, not Django's in-memory default: an in-memory database dies with
     # its last connection, so a test that disconnects the database (or a subprocess such

@@ -86,3 +86,31 @@ def test_sqlite_outside_debug_is_reported():
     env = {**PRODUCTION_LIKE, "DATABASE_URL": "sqlite:////tmp/investiq-check.sqlite3"}
     result = run_manage("check", "--deploy", env=env)
     assert "ops.W001" in result.stdout + result.stderr
+
+
+SQLITE_PRAGMAS = """
+import threading
+from django.db import connection, connections
+
+def options():
+    with connection.cursor() as cursor:
+        names = ("journal_mode", "synchronous", "busy_timeout")
+        found = [cursor.execute(f"PRAGMA {name}").fetchone()[0] for name in names]
+    return [*found, connection.transaction_mode]
+
+seen = [options()]
+thread = threading.Thread(target=lambda: (seen.append(options()), connections.close_all()))
+thread.start()
+thread.join()
+print(seen)
+"""
+
+
+def test_every_embedded_default_connection_is_wal_immediate_with_a_busy_timeout(tmp_path):
+    # A management command's connection and a second thread's (as gunicorn's and the
+    # Celery thread pool's): WAL, synced commits, 20 s busy timeout, BEGIN IMMEDIATE.
+    env = {"INVESTIQ_VAR_DIR": str(tmp_path)}
+    assert run_manage("migrate", "-v0", env=env, newcomer=True).returncode == 0
+    result = run_manage("shell", "-c", SQLITE_PRAGMAS, env=env, newcomer=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str([["wal", 2, 20000, "IMMEDIATE"]] * 2)
