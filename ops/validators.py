@@ -13,8 +13,10 @@ Django implements with `re.search`) and PostgreSQL's `~` read them alike: `\\A` 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 
 SYMBOL_PATTERN = r"\A[A-Z.]{1,10}\Z"
 STRATEGY_PATTERN = r"\A[A-Za-z0-9_.-]{1,64}\Z"
@@ -44,3 +46,21 @@ def validate_symbol(value: str) -> None:
 def validate_strategy(value: str) -> None:
     if not isinstance(value, str) or not is_strategy(value):
         raise ValidationError(STRATEGY_MESSAGE, code="invalid_strategy")
+
+
+# SQLite, the embedded default, stores a decimal column as a double and keeps only its
+# first 15 significant digits (sqlite.org/datatype3.html, "Type Affinity"). A longer value
+# would be recorded altered: its identical retry would no longer match (409 instead of
+# 200), and one that rounds past the column's precision could not even be read back (500).
+SQLITE_SIGNIFICANT_DIGITS = 15
+
+
+def storable_decimal(value: Decimal) -> None:
+    # Counted from the digits, not with normalize(): that is arithmetic, and overflows on
+    # an exponent like ".1E415714058" (which the digit-count validator refuses anyway).
+    significant = "".join(map(str, value.as_tuple().digits)).strip("0")
+    if connection.vendor == "sqlite" and len(significant) > SQLITE_SIGNIFICANT_DIGITS:
+        raise ValidationError(
+            f"The embedded SQLite database keeps {SQLITE_SIGNIFICANT_DIGITS} significant digits; "
+            "this value would be stored altered (Postgres keeps all of them)."
+        )

@@ -14,12 +14,11 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import connection
 from django.utils import timezone
 
 from ops.api.errors import ApiError
 from ops.records.models import MONEY, Side, Signal
-from ops.validators import validate_strategy, validate_symbol
+from ops.validators import storable_decimal, validate_strategy, validate_symbol
 
 PRINTABLE_VALIDATOR = RegexValidator(r"\A[\x21-\x7e]{1,64}\Z", "1–64 printable ASCII characters, no spaces.")
 
@@ -32,24 +31,6 @@ NUMBER = (str, int, Decimal)  # a JSON number or a decimal string
 def _positive(value: Decimal) -> None:
     if value <= 0:
         raise ValidationError("Must be greater than 0.")
-
-
-# SQLite, the embedded default, stores a decimal column as a double and keeps only its
-# first 15 significant digits (sqlite.org/datatype3.html, "Type Affinity"). A longer value
-# would be recorded altered: its identical retry would no longer match (409 instead of
-# 200), and one that rounds past the column's precision could not even be read back (500).
-SQLITE_SIGNIFICANT_DIGITS = 15
-
-
-def _storable(value: Decimal) -> None:
-    # Counted from the digits, not with normalize(): that is arithmetic, and overflows on
-    # an exponent like ".1E415714058" (which the digit-count validator refuses anyway).
-    significant = "".join(map(str, value.as_tuple().digits)).strip("0")
-    if connection.vendor == "sqlite" and len(significant) > SQLITE_SIGNIFICANT_DIGITS:
-        raise ValidationError(
-            f"The embedded SQLite database keeps {SQLITE_SIGNIFICANT_DIGITS} significant digits; "
-            "this value would be stored altered (Postgres keeps all of them)."
-        )
 
 
 class AwareDateTimeField(forms.Field):
@@ -132,8 +113,8 @@ class TradeForm(JsonForm):
     )
     symbol = forms.CharField(strip=False, validators=[validate_symbol])
     side = forms.ChoiceField(choices=Side.choices)
-    quantity = forms.DecimalField(**MONEY, validators=[_positive, _storable])
-    price = forms.DecimalField(**MONEY, validators=[_positive, _storable])
+    quantity = forms.DecimalField(**MONEY, validators=[_positive, storable_decimal])
+    price = forms.DecimalField(**MONEY, validators=[_positive, storable_decimal])
     strategy = forms.CharField(required=False, strip=False, validators=[validate_strategy])
     executed_at = AwareDateTimeField(required=False)
 
@@ -152,7 +133,7 @@ class AnalysisForm(JsonForm):
     signal = forms.ChoiceField(choices=Signal.choices)
     confidence = forms.DecimalField(validators=[MinValueValidator(0), MaxValueValidator(1)])
     model_version = forms.CharField(strip=False, validators=[PRINTABLE_VALIDATOR])
-    price = forms.DecimalField(**MONEY, required=False, validators=[_positive, _storable])
+    price = forms.DecimalField(**MONEY, required=False, validators=[_positive, storable_decimal])
     analyzed_at = AwareDateTimeField(required=False)
 
     def clean_confidence(self) -> Decimal:

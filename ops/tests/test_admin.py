@@ -345,3 +345,23 @@ def test_every_ops_role_sees_what_an_incident_sends_it_to(db, request, role):
     user = request.getfixturevalue(role)
     for page in ("alert", "brokercancellation", "dependencystatus", "fillbooking", "tradingevent", "trade"):
         assert logged_in(user).get(f"/admin/ops/{page}/").status_code == 200, page
+
+
+LONG_PRICE = "123456789012.12345678"  # 20 significant digits: SQLite would keep 15
+
+
+def test_the_admin_forms_refuse_an_amount_sqlite_would_alter_like_the_api(admin_client_logged_in):
+    from django.db import connection
+
+    from ops.trading.admin import BookFillForm
+
+    response = admin_client_logged_in.post("/admin/ops/trade/add/", {**PHONE_FILL, "price": LONG_PRICE})
+    book = BookFillForm(data={**PHONE_FILL, "price": LONG_PRICE, "reason": "broker fill 7"})
+    if connection.vendor == "sqlite":
+        assert response.status_code == 200
+        assert "keeps 15 significant digits" in response.content.decode()
+        assert not Trade.objects.exists()
+        assert "price" in book.errors
+    else:
+        assert Trade.objects.get().price == Decimal(LONG_PRICE)
+        assert "price" not in book.errors
