@@ -62,7 +62,8 @@ def _make_aware(value: datetime.date) -> datetime.date:
 
 def distinct_periods(queryset: QuerySet, field: str, kind: str) -> list[datetime.date]:
     """What `queryset.datetimes(field, kind)` (or `.dates`) returns, by index probes."""
-    probe = queryset.order_by(field).values_list(field, flat=True)
+    # NULLs are no period (as in datetimes()), and SQLite would sort them first.
+    probe = queryset.filter(**{f"{field}__isnull": False}).order_by(field).values_list(field, flat=True)
     periods: list[datetime.date] = []
     value = probe.first()
     while value is not None and len(periods) < MAX_PERIODS:
