@@ -1,15 +1,19 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.contrib.admin.templatetags import admin_list
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from ops import admin_dates
 from ops.api.models import ApiClient
 from ops.records.intake import TradeOrder
-from ops.records.models import Trade
+from ops.records.models import Analysis, Trade
 
 CHANGELIST = "/admin/ops/trade/"
 
@@ -66,6 +70,151 @@ def test_filtered_changelists_count_at_most_a_capped_number_of_rows(
     assert unbounded_counts(captured.captured_queries) == []
     # The true count when small, the cap when not: never 0 for a filter that matches.
     assert response.context["cl"].result_count == min(Trade.objects.filter(**matching).count(), 10_001)
+
+
+def trade_rows_read(sql: str) -> int:
+    """Rows of ops_trade that Postgres really reads for `sql` (EXPLAIN ANALYZE: actual
+    rows times loops of every scan node on the table): a count, not a time."""
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
+        (plan,) = cursor.fetchone()[0]
+
+    def walk(node: dict) -> int:
+        own = node["Actual Rows"] * node["Actual Loops"] if node.get("Relation Name") == "ops_trade" else 0
+        return own + sum(walk(child) for child in node.get("Plans", ()))
+
+    return walk(plan["Plan"])
+
+
+DRILL_DOWNS_AND_FILTERS = (
+    "",
+    "?executed_at__year={year}",
+    "?executed_at__year={year}&executed_at__month={month}",
+    "?executed_at__year={year}&executed_at__month={month}&executed_at__day={day}",
+    "?side__exact=sell",
+    "?q=MSFT",
+    "?_facets=1",
+    "?_facets=1&side__exact=buy",
+)
+
+
+def test_no_trade_changelist_query_reads_more_than_the_capped_count(
+    admin_client_logged_in, hundred_thousand_trades
+):
+    newest = Trade.objects.first().executed_at
+    too_many = {}
+    for query in DRILL_DOWNS_AND_FILTERS:
+        url = CHANGELIST + query.format(year=newest.year, month=newest.month, day=newest.day)
+        with CaptureQueriesContext(connection) as captured:
+            response = admin_client_logged_in.get(url)
+        assert response.status_code == 200
+        assert len(response.context["cl"].result_list) == 50
+        on_trades = [q["sql"] for q in captured.captured_queries if '"ops_trade"' in q["sql"]]
+        assert on_trades
+        # 100,000 rows: the date hierarchy's DISTINCT date_trunc, or a facet COUNT, would
+        # read them all. The most any query may read is the paginator's capped count.
+        too_many.update({(query, sql): rows for sql in on_trades if (rows := trade_rows_read(sql)) > 10_001})
+    assert too_many == {}
+
+
+def trades_spread_over(count: int, start: datetime, end: datetime) -> None:
+    step = (end - start) / count
+    Trade.objects.bulk_create(
+        Trade(
+            client_order_id=f"spread-{n}",
+            symbol="AAPL",
+            side="buy" if n % 2 else "sell",
+            quantity=1,
+            price=1,
+            executed_at=start + n * step,
+        )
+        for n in range(count)
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "?executed_at__year=2026", "?executed_at__year=2026&executed_at__month=3", "?side__exact=buy"],
+)
+def test_the_trade_changelist_runs_the_same_queries_at_fifty_and_at_two_thousand_trades(
+    admin_client_logged_in, query
+):
+    """Over the same days, more rows cost no more statements, and none of them is the
+    date hierarchy's scan of every row (DISTINCT over the truncated dates)."""
+    start, end = datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 6, tzinfo=UTC)
+    statements = []
+    for count in (50, 2_000):
+        Trade.objects.all().delete()
+        trades_spread_over(count, start, end)
+        with CaptureQueriesContext(connection) as captured:
+            response = admin_client_logged_in.get(CHANGELIST + query)
+        assert response.status_code == 200
+        assert [q["sql"] for q in captured.captured_queries if "DISTINCT" in q["sql"].upper()] == []
+        statements.append(len(captured.captured_queries))
+    assert statements[0] == statements[1]
+
+
+@pytest.fixture
+def trades_across_years(db) -> None:
+    for n, executed_at in enumerate(
+        [
+            datetime(2024, 12, 31, 23, 30, tzinfo=UTC),  # 2025-01-01 in Asia/Tokyo
+            datetime(2025, 1, 2, 12, 0, tzinfo=UTC),
+            datetime(2025, 3, 1, 2, 0, tzinfo=UTC),  # 2025-02-28 in America/New_York
+            datetime(2025, 3, 31, 23, 59, tzinfo=UTC),
+            datetime(2026, 2, 28, 0, 0, tzinfo=UTC),
+        ]
+    ):
+        Trade.objects.create(
+            client_order_id=f"y-{n}", symbol="MSFT", side="buy", quantity=1, price=1, executed_at=executed_at
+        )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?executed_at__year=2025",
+        "?executed_at__year=2025&executed_at__month=3",
+        "?executed_at__year=2025&executed_at__month=3&executed_at__day=1",
+        "?executed_at__year=2030",
+        "?side__exact=sell",
+    ],
+)
+def test_the_probed_date_hierarchy_shows_what_djangos_own_shows(
+    admin_client_logged_in, trades_across_years, settings, query
+):
+    for zone in ("UTC", "America/New_York", "Asia/Tokyo"):
+        settings.TIME_ZONE = zone
+        response = admin_client_logged_in.get(CHANGELIST + query)
+        assert response.status_code == 200
+        cl = response.context["cl"]
+        with timezone.override(zone):
+            probed = admin_dates.date_hierarchy(cl)
+            djangos = admin_list.date_hierarchy(cl)
+        assert probed == djangos, zone
+        page = response.content.decode().replace("&amp;", "&")
+        assert all(choice["link"] in page for choice in probed["choices"] if "link" in choice)
+
+
+def test_the_date_hierarchy_lists_one_link_per_year_with_trades(admin_client_logged_in, trades_across_years):
+    page = admin_client_logged_in.get(CHANGELIST).content.decode()
+    assert re.findall(r'href="\?executed_at__year=(\d+)"', page) == ["2024", "2025", "2026"]
+
+
+def test_the_analysis_changelist_probes_its_date_hierarchy_too(admin_client_logged_in):
+    for day in (1, 2):
+        Analysis.objects.create(
+            symbol="AAPL",
+            signal="buy",
+            confidence="0.5",
+            model_version="v1",
+            analyzed_at=datetime(2026, 3, day, tzinfo=UTC),
+        )
+    with CaptureQueriesContext(connection) as captured:
+        page = admin_client_logged_in.get("/admin/ops/analysis/").content.decode()
+    assert [q["sql"] for q in captured.captured_queries if "DISTINCT" in q["sql"].upper()] == []
+    assert "analyzed_at__day=1" in page and "analyzed_at__day=2" in page
 
 
 def test_search_is_an_exact_symbol_or_order_id_match(admin_client_logged_in):
