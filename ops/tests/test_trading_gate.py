@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from ops.records.models import Position, Trade
-from ops.tests.conftest import trade_payload
+from ops.tests.conftest import trade_payload, unreadable_trading_state
 from ops.trading import service
 from ops.trading.models import State
 
@@ -172,14 +172,9 @@ def test_a_retry_of_a_trade_recorded_before_the_halt_still_answers_200(api, orde
 
 
 def test_the_gate_fails_closed_when_the_state_cannot_be_read(order):
-    from django.db import connection
-
     order("buy", "1")
-    # The state table gone (a botched migration) is a real unreadable state on both
-    # backends; the test's transaction puts it back.
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE ops_tradingstate RENAME TO ops_tradingstate_away")
-    response = order("buy", "1")
+    with unreadable_trading_state():
+        response = order("buy", "1")
     assert response.status_code == 503
     assert response.json()["error"] == "trading_state_unavailable"
     assert Trade.objects.count() == 1
@@ -187,11 +182,8 @@ def test_the_gate_fails_closed_when_the_state_cannot_be_read(order):
 
 
 def test_a_first_order_that_fails_closed_leaves_no_position_behind(order):
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE ops_tradingstate RENAME TO ops_tradingstate_away")
-    assert order("buy", "1", symbol="NEW").status_code == 503
+    with unreadable_trading_state():
+        assert order("buy", "1", symbol="NEW").status_code == 503
     assert not Position.objects.filter(symbol="NEW").exists()
 
 

@@ -16,10 +16,10 @@ from ops.api.models import ApiClient
 from ops.records.intake import TradeOrder
 from ops.records.models import Position, Trade
 from ops.tests.conftest import ApiTestClient, trade_payload
-from ops.tests.test_trading_concurrency import in_thread
+from ops.tests.test_trading_concurrency import in_thread, slow_trade_inserts
 from ops.trading import service
 from ops.trading.gate import TradeDenied, check, effective_state, position_of, submit_trade
-from ops.trading.models import State
+from ops.trading.models import State, TradingState
 
 TRADES = "/api/v1/trades"
 SYSTEM = service.Actor.system("tests", service.HALT)
@@ -66,19 +66,20 @@ def test_a_conflicting_retry_costs_two_statements(engine):
     assert Trade.objects.filter(client_order_id="t-1").get().quantity == 10
 
 
-def wait_for_lock_wait(query_part: str) -> None:
-    """Until a session running `query_part` waits for a lock (pg_stat_activity)."""
+def wait_for_session(query_part: str, wait_event_type: str) -> None:
+    """Until a session running `query_part` waits on `wait_event_type` (pg_stat_activity):
+    'Lock' for a row lock, 'Timeout' for pg_sleep."""
     deadline = time.monotonic() + 30
     with connection.cursor() as cursor:
         while time.monotonic() < deadline:
             cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
-                [f"%{query_part}%"],
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = %s AND query LIKE %s",
+                [wait_event_type, f"%{query_part}%"],
             )
             if cursor.fetchone()[0]:
                 return
             time.sleep(0.02)
-    pytest.fail(f"no session running {query_part!r} waited for a lock")
+    pytest.fail(f"no session running {query_part!r} waited on {wait_event_type}")
 
 
 def other_session() -> psycopg.Connection:
@@ -106,7 +107,7 @@ def test_the_gate_waits_for_the_position_lock_and_then_sees_a_halt_made_meanwhil
         holder.execute("SELECT 1 FROM ops_position WHERE symbol = 'AAPL' FOR UPDATE")
         thread = threading.Thread(target=sell)
         thread.start()
-        wait_for_lock_wait("ops_submit_trade(")
+        wait_for_session("ops_submit_trade(", "Lock")
         service.halt("global", reason="while the sell waits", actor=SYSTEM)
         holder.rollback()
     thread.join(timeout=30)
@@ -115,20 +116,30 @@ def test_the_gate_waits_for_the_position_lock_and_then_sees_a_halt_made_meanwhil
     assert Position.objects.get(symbol="AAPL").quantity == 10
 
 
-def test_a_halt_does_not_wait_for_a_gate_holding_a_position_lock(transactional_db, postgres):
-    """The gate's state read takes no share lock: a halt goes through while trades hold
-    (or wait for) position locks."""
-    submit_trade(TradeOrder("seed", "AAPL", "buy", Decimal(10), Decimal(1), "momentum"))
-    with other_session() as holder:
-        holder.execute("SELECT 1 FROM ops_position WHERE symbol = 'AAPL' FOR UPDATE")
+def test_a_halt_does_not_wait_for_a_gate_in_flight(transactional_db, postgres):
+    """The gate reads the state without a share lock (share locks let trading traffic
+    starve a halt): a halt goes through while a gate call that has read the state is
+    still running, and that call, past its state read, may still commit."""
+    TradingState.objects.get_or_create(scope="global")  # a row a share lock would hold
+    outcome: dict[str, bool] = {}
+
+    @in_thread
+    def buy() -> None:
+        outcome["created"] = submit_trade(TradeOrder("in-flight", "AAPL", "buy", Decimal(1), Decimal(1)))[1]
+
+    with slow_trade_inserts(2.0, "NEW.client_order_id = 'in-flight'"):
+        thread = threading.Thread(target=buy)
+        thread.start()
+        wait_for_session("ops_submit_trade(", "Timeout")  # in its insert, past the state read
         with connection.cursor() as cursor:
-            # A halt that had to wait for the position would fail here instead of waiting.
-            cursor.execute("SET lock_timeout = '2s'")
+            # A halt that had to wait for the gate would fail here instead of waiting.
+            cursor.execute("SET lock_timeout = '1s'")
             try:
                 assert service.halt("global", reason="x", actor=SYSTEM).changed
             finally:
                 cursor.execute("RESET lock_timeout")
-        holder.rollback()
+        thread.join(timeout=30)
+    assert outcome == {"created": True}
 
 
 # Positions and states the rule is checked over: long, short and flat positions, every
