@@ -64,6 +64,8 @@ def lock_position(strategy: str, symbol: str) -> Position:
     then locks a counter row (ops_metriccounter), so the order is always position first,
     counter second, and no two paths can deadlock on each other. A transaction that
     records several trades must lock all their positions first, sorted (see ops.demo).
+    On Postgres the gate takes the same lock in SQL, in ops_submit_trade() (migration
+    0012), in the same order.
     """
     position, _ = Position.objects.select_for_update().get_or_create(strategy=strategy, symbol=symbol)
     return position

@@ -57,6 +57,19 @@ def unreachable_database():
         connection.settings_dict.update(saved)
 
 
+@contextlib.contextmanager
+def unreadable_trading_state():
+    """The trading state table gone (a botched migration): a real unreadable state on
+    both backends, for the gate's fail-closed path. Run inside the test's transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE ops_tradingstate RENAME TO ops_tradingstate_away")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE ops_tradingstate_away RENAME TO ops_tradingstate")
+
+
 @pytest.fixture
 def database_down(transactional_db):
     with unreachable_database():

@@ -78,21 +78,16 @@ def test_a_real_worker_on_redis_runs_the_task_end_to_end(celery_worker_process):
     assert value(scrape(), "investiq_trades_total", side="buy") == 1
 
 
-def test_an_unreadable_state_is_retried_not_dropped(db, monkeypatch):
+def test_an_unreadable_state_is_retried_not_dropped(db):
     from celery.exceptions import Retry
-    from django.db import DatabaseError
 
-    from ops.trading.models import TradingState
+    from ops.tests.conftest import unreadable_trading_state
 
-    def broken(*args, **kwargs):
-        raise DatabaseError("the database went away")
-
-    monkeypatch.setattr(TradingState.objects, "for_scopes", broken)
-    # Eager apply runs the task's own retry policy: it asks to be retried, it does not return.
-    with pytest.raises(Retry):
-        record_trade_task.apply(args=[trade_payload(client_order_id="later-1")], throw=True)
-    assert not Trade.objects.exists()
-    monkeypatch.undo()
+    with unreadable_trading_state():
+        # Eager apply runs the task's own retry policy: it asks to be retried, it does not return.
+        with pytest.raises(Retry):
+            record_trade_task.apply(args=[trade_payload(client_order_id="later-1")], throw=True)
+        assert not Trade.objects.exists()
     assert record_trade_task.apply(args=[trade_payload(client_order_id="later-1")]).get() is not None
 
 

@@ -326,9 +326,28 @@ def long_momentum_aapl_reducing(quantity: int) -> None:
     )
 
 
-def test_a_reducing_gate_trade_and_a_fill_on_one_position_do_not_deadlock(
-    transactional_db, postgres, monkeypatch
-):
+@contextlib.contextmanager
+def slow_trade_inserts(seconds: float, when: str):
+    """Trade inserts matching `when` (SQL over NEW) sleep before the row goes in, holding
+    their position lock: a trigger, since on Postgres the gate is one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_slow_insert() RETURNS trigger AS $$ BEGIN "
+            f"PERFORM pg_sleep({float(seconds)}); RETURN NEW; END $$ LANGUAGE plpgsql"
+        )
+        cursor.execute(
+            "CREATE TRIGGER test_slow_insert BEFORE INSERT ON ops_trade FOR EACH ROW "
+            f"WHEN ({when}) EXECUTE FUNCTION test_slow_insert()"
+        )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER test_slow_insert ON ops_trade")
+            cursor.execute("DROP FUNCTION test_slow_insert()")
+
+
+def test_a_reducing_gate_trade_and_a_fill_on_one_position_do_not_deadlock(transactional_db, postgres):
     """Two gated trades on one position take the position and counter locks in one
     order. (Before: the gate held the position and waited on a counter shard that an
     ungated fill held while waiting on the position; fills now pass the gate too.)"""
@@ -343,13 +362,6 @@ def test_a_reducing_gate_trade_and_a_fill_on_one_position_do_not_deadlock(
         return TradeOrder(f"o-{n[0]}", symbol, side, Decimal(1), Decimal(1), strategy)
 
     long_momentum_aapl_reducing(100)
-    slow_record = gate._insert
-
-    def slowed(*args, **kwargs):
-        time.sleep(1.0)  # holds the position lock while the others pile up
-        return slow_record(*args, **kwargs)
-
-    monkeypatch.setattr(gate, "_insert", slowed)
     outcomes: dict[str, str] = {}
 
     @in_thread
@@ -370,29 +382,27 @@ def test_a_reducing_gate_trade_and_a_fill_on_one_position_do_not_deadlock(
 
     first = threading.Thread(target=gate_sell)
     second = threading.Thread(target=fill)
-    first.start()
-    time.sleep(0.2)
-    second.start()
-    time.sleep(0.2)
-    for _ in range(15):  # move the id sequence so the two sells would share a counter shard
-        submit_trade(order("buy", symbol="ZZ", strategy="other"))
-    first.join(timeout=30)
-    second.join(timeout=30)
+    # The sells hold the position lock while the others pile up.
+    with slow_trade_inserts(1.0, "NEW.symbol = 'AAPL'"):
+        first.start()
+        time.sleep(0.2)
+        second.start()
+        time.sleep(0.2)
+        for _ in range(15):  # move the id sequence so the two sells would share a counter shard
+            submit_trade(order("buy", symbol="ZZ", strategy="other"))
+        first.join(timeout=30)
+        second.join(timeout=30)
     assert outcomes == {"gate": "ok", "fill": "ok"}
     assert MetricCounter.objects.totals("trades")["sell"] == 2
 
 
-def test_an_identical_retry_racing_the_original_under_reducing_gets_the_original(
-    transactional_db, postgres, monkeypatch
-):
+def test_an_identical_retry_racing_the_original_under_reducing_gets_the_original(transactional_db, postgres):
     from decimal import Decimal
 
     from ops.records.intake import TradeOrder
     from ops.trading import gate
 
     long_momentum_aapl_reducing(10)
-    slow_record = gate._insert
-    monkeypatch.setattr(gate, "_insert", lambda *a, **k: time.sleep(0.5) or slow_record(*a, **k))
     same = TradeOrder("close-all", "AAPL", "sell", Decimal(10), Decimal(1), "momentum")
     results: dict[str, object] = {}
 
@@ -404,11 +414,13 @@ def test_an_identical_retry_racing_the_original_under_reducing_gets_the_original
             results[name] = repr(exc)
 
     threads = [threading.Thread(target=submit, args=(name,)) for name in ("original", "retry")]
-    threads[0].start()
-    time.sleep(0.15)
-    threads[1].start()
-    for thread in threads:
-        thread.join(timeout=30)
+    # The original holds the position lock, its trade inserted but not committed.
+    with slow_trade_inserts(0.5, "NEW.client_order_id = 'close-all'"):
+        threads[0].start()
+        time.sleep(0.15)
+        threads[1].start()
+        for thread in threads:
+            thread.join(timeout=30)
     assert results == {"original": True, "retry": False}  # created, then "already recorded"
     assert Trade.objects.filter(client_order_id="close-all").count() == 1
 

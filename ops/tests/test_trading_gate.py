@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError
 
 from ops.records.models import Position, Trade
-from ops.tests.conftest import trade_payload
+from ops.tests.conftest import trade_payload, unreadable_trading_state
 from ops.trading import service
 from ops.trading.models import State
 
@@ -171,17 +171,45 @@ def test_a_retry_of_a_trade_recorded_before_the_halt_still_answers_200(api, orde
     assert retry.status_code == 200 and retry.json() == first.json()
 
 
-def test_the_gate_fails_closed_when_the_state_cannot_be_read(order, monkeypatch):
-    from ops.trading.models import TradingState
-
-    def broken(*args, **kwargs):
-        raise DatabaseError("relation ops_tradingstate is locked by a migration")
-
-    monkeypatch.setattr(TradingState.objects, "for_scopes", broken)
-    response = order("buy", "1")
+def test_the_gate_fails_closed_when_the_state_cannot_be_read(order):
+    order("buy", "1")
+    with unreadable_trading_state():
+        response = order("buy", "1")
     assert response.status_code == 503
     assert response.json()["error"] == "trading_state_unavailable"
-    assert not Trade.objects.exists()
+    assert Trade.objects.count() == 1
+    assert position() == 1
+
+
+def test_a_first_order_that_fails_closed_leaves_no_position_behind(order):
+    with unreadable_trading_state():
+        assert order("buy", "1", symbol="NEW").status_code == 503
+    assert not Position.objects.filter(symbol="NEW").exists()
+
+
+def test_a_refused_first_order_leaves_no_position_behind(order):
+    halt("symbol:NEW", State.REDUCING)
+    assert order("sell", "1", symbol="NEW").status_code == 423
+    assert not Position.objects.filter(symbol="NEW").exists()
+    # A conflicting reuse of an id is refused without a position row too.
+    assert order("buy", "1").status_code == 201
+    conflicting = TRADES, trade_payload(client_order_id="o-2", side="buy", quantity="1", symbol="OTHER")
+    assert order.api.post_json(*conflicting).status_code == 409
+    assert not Position.objects.filter(symbol="OTHER").exists()
+
+
+def test_a_refusal_leaves_the_callers_transaction_usable(db):
+    """The admin and seed_demo call the gate inside their own transaction."""
+    from django.db import transaction
+
+    from ops.records.intake import TradeOrder
+    from ops.trading.gate import TradeDenied, submit_trade
+
+    halt("global")
+    with transaction.atomic():
+        with pytest.raises(TradeDenied):
+            submit_trade(TradeOrder("in-tx", "AAPL", "buy", Decimal(1), Decimal(1)))
+        assert Trade.objects.count() == 0  # still usable: no "current transaction is aborted"
 
 
 def test_the_gate_answers_503_when_the_database_is_unreachable(database_down_with_token):
@@ -200,25 +228,49 @@ def test_the_gate_answers_503_when_the_database_is_unreachable(database_down_wit
 def test_a_database_failure_in_the_middle_of_a_trade_writes_nothing(api, order):
     """The connection dies after the trade row is inserted and before its position moves:
     the trade, the position and the counters roll back together (nothing half-written)."""
-    from django.db import OperationalError, connection
+    from django.db import connection
 
     from ops.records.models import Position
 
     order("buy", "1")
     counted = counted_trades()
 
-    def die_at_the_position_update(execute, sql, params, many, context):
-        if sql.startswith('UPDATE "ops_position"'):
-            raise OperationalError("server closed the connection unexpectedly")
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(die_at_the_position_update):
+    with dying_at_the_position_update(connection):
         response = api.post_json(TRADES, trade_payload(client_order_id="o-2", side="buy", quantity="1"))
     assert response.status_code == 503
     assert response.json()["error"] == "trading_state_unavailable"
     assert not Trade.objects.filter(client_order_id="o-2").exists()
     assert Position.objects.get(strategy="momentum", symbol="AAPL").quantity == 1
     assert counted_trades() == counted
+
+
+@contextlib.contextmanager
+def dying_at_the_position_update(connection):
+    """The server goes away when the trade's position is about to move."""
+    from django.db import OperationalError
+
+    if connection.vendor == "postgresql":
+        # The gate is one statement there: a trigger fails it from inside, with the
+        # error a server shutdown gives (57P01), after the trade row went in.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE FUNCTION test_die() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION USING ERRCODE = 'admin_shutdown'; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                "CREATE TRIGGER test_die BEFORE UPDATE ON ops_position "
+                "FOR EACH ROW EXECUTE FUNCTION test_die()"
+            )
+        yield  # the test's transaction drops both
+        return
+
+    def die(execute, sql, params, many, context):
+        if sql.startswith('UPDATE "ops_position"'):
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(die):
+        yield
 
 
 def counted_trades() -> int:
@@ -235,12 +287,14 @@ def test_the_gate_path_reads_each_thing_once(order):
     with CaptureQueriesContext(connection) as captured:
         assert order("buy", "1").status_code == 201
     sql = [q["sql"] for q in captured.captured_queries]
-    assert sum('FROM "ops_tradingstate"' in q for q in sql) == 1
     assert sum('FROM "ops_apiclient"' in q for q in sql) == 1
-    # The position row is read once, and on Postgres that one read takes the row lock
-    # (SQLite has no FOR UPDATE: its writer lock covers the whole transaction).
-    position_reads = [q for q in sql if 'FROM "ops_position"' in q]
-    assert len(position_reads) == 1
-    if connection.vendor == "postgresql":
-        assert "FOR UPDATE" in position_reads[0]
     assert not any("COUNT(" in q for q in sql)
+    if connection.vendor == "postgresql":
+        # One call does the lock, the state read and the insert (test_trading_gate_postgres.py).
+        assert sum("ops_submit_trade(" in q for q in sql) == 1
+        assert not any('"ops_tradingstate"' in q or '"ops_position"' in q for q in sql)
+        return
+    assert sum('FROM "ops_tradingstate"' in q for q in sql) == 1
+    # The position row is read once (SQLite has no FOR UPDATE: its writer lock covers
+    # the whole transaction).
+    assert sum('FROM "ops_position"' in q for q in sql) == 1

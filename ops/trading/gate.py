@@ -7,12 +7,13 @@ admin, Celery tasks and seed_demo call it, and the insert itself is private to i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -110,7 +111,13 @@ def check(effective: Effective, order: TradeOrder, position: Decimal) -> None:
 
 def submit_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tuple[Trade, bool]:
     """Gate and record one order from the trading engine. Raises TradeDenied,
-    TradingStateUnavailable or ConflictingOrder."""
+    TradingStateUnavailable or ConflictingOrder.
+
+    On Postgres the whole gate is one statement (ops_submit_trade(), migration 0012):
+    this sits in the path of every order, and its cost is mostly round trips. Elsewhere
+    (SQLite, the embedded default) the same steps run as ORM statements."""
+    if connection.vendor == "postgresql":
+        return _submit_in_one_statement(order, api_client)
     existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
     if existing is not None:
         # Already recorded (before any halt): a retry returns it, whatever the state now.
@@ -126,6 +133,52 @@ def submit_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tupl
             return retry_result(order, existing)
         check(effective_state(order.symbol, order.strategy), order, Decimal(position.quantity))
         return _insert(order, api_client, position)
+
+
+SUBMIT_SQL = "SELECT * FROM ops_submit_trade(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::varchar[])"
+TRADE_COLUMNS = 6  # ops_submit_trade()'s columns before the trade's own
+
+
+def _submit_in_one_statement(order: TradeOrder, api_client: ApiClient | None) -> tuple[Trade, bool]:
+    """submit_trade() on Postgres: lock, state read, rule, insert and position move in
+    one call, the same steps in the same order as the ORM path."""
+    now = timezone.now()
+    params = [
+        order.client_order_id,
+        order.symbol,
+        order.side,
+        order.quantity,
+        order.price,
+        order.strategy,
+        order.executed_at or now,
+        now,
+        api_client.pk if api_client else None,
+        trade_scopes(order.symbol, order.strategy),
+    ]
+    # In autocommit (the API) the call is its own transaction. Inside a caller's
+    # transaction (the admin, seed_demo) a savepoint keeps that transaction usable if
+    # the call fails, as the ORM path's atomic block does.
+    savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    try:
+        with savepoint, connection.cursor() as cursor:
+            cursor.execute(SUBMIT_SQL, params)
+            row = cursor.fetchone()
+            names = [column.name for column in cursor.description[TRADE_COLUMNS:]]
+    except (DataError, IntegrityError):
+        raise  # a value the database cannot hold: the API's 400, not an outage
+    except DatabaseError as exc:
+        # Fail closed: whichever step failed, nothing was recorded and the order is refused.
+        logger.error("pre-trade gate failed closed for %s: %s", order.client_order_id, exc)
+        raise TradingStateUnavailable(str(exc)) from exc
+    outcome, state, scope, reason, since, position = row[:TRADE_COLUMNS]
+    if outcome == "refused":
+        check(Effective(state, scope, reason, since), order, position)
+        # check() raised above; reaching here means the SQL and Python rules disagree.
+        raise RuntimeError(f"ops_submit_trade refused {order} that check() allows")
+    trade = Trade.from_db(connection.alias, names, row[TRADE_COLUMNS:])
+    if outcome == "recorded":
+        return retry_result(order, trade)
+    return trade, True
 
 
 def submit_reported_trade(order: TradeOrder) -> int | None:

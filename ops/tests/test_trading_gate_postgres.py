@@ -1,0 +1,200 @@
+"""The gate on Postgres, where it is one function call (ops_submit_trade, migration 0012):
+its statement count, its position lock, and its agreement with gate.check()."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+import psycopg
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from ops.api.models import ApiClient
+from ops.records.intake import TradeOrder
+from ops.records.models import Position, Trade
+from ops.tests.conftest import ApiTestClient, trade_payload
+from ops.tests.test_trading_concurrency import in_thread, slow_trade_inserts
+from ops.trading import service
+from ops.trading.gate import TradeDenied, check, effective_state, position_of, submit_trade
+from ops.trading.models import State, TradingState
+
+TRADES = "/api/v1/trades"
+SYSTEM = service.Actor.system("tests", service.HALT)
+
+
+@pytest.fixture
+def engine(transactional_db, postgres) -> ApiTestClient:
+    """An API client whose requests run in autocommit, as under gunicorn (no test transaction)."""
+    _, token = ApiClient.issue("engine")
+    engine = ApiTestClient(token=token)
+    # The position row exists and the token's last_used_at was written (once a minute).
+    assert engine.post_json(TRADES, trade_payload(client_order_id="warm-up")).status_code == 201
+    return engine
+
+
+def statements(engine: ApiTestClient, payload: dict, status: int) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        response = engine.post_json(TRADES, payload)
+    assert response.status_code == status, response.content
+    return [query["sql"] for query in captured.captured_queries]
+
+
+def test_an_accepted_trade_costs_two_statements(engine):
+    sql = statements(engine, trade_payload(client_order_id="t-1"), 201)
+    # The token, then the gate: lock, state, insert and position in one autocommit
+    # call, so no BEGIN, SAVEPOINT or COMMIT either. (Issue 12: 11 before, <= 6 wanted.)
+    assert len(sql) == 2 <= 6, sql
+    assert 'FROM "ops_apiclient"' in sql[0]
+    assert sql[1].startswith("SELECT * FROM ops_submit_trade(")
+    assert Trade.objects.filter(client_order_id="t-1").exists()
+
+
+def test_an_identical_retry_costs_two_statements_and_returns_the_original(engine):
+    first = engine.post_json(TRADES, trade_payload(client_order_id="t-1"))
+    sql = statements(engine, trade_payload(client_order_id="t-1"), 200)
+    assert len(sql) == 2, sql
+    assert engine.post_json(TRADES, trade_payload(client_order_id="t-1")).json() == first.json()
+
+
+def test_a_conflicting_retry_costs_two_statements(engine):
+    engine.post_json(TRADES, trade_payload(client_order_id="t-1"))
+    sql = statements(engine, trade_payload(client_order_id="t-1", quantity="11"), 409)
+    assert len(sql) == 2, sql
+    assert Trade.objects.filter(client_order_id="t-1").get().quantity == 10
+
+
+def wait_for_session(query_part: str, wait_event_type: str) -> None:
+    """Until a session running `query_part` waits on `wait_event_type` (pg_stat_activity):
+    'Lock' for a row lock, 'Timeout' for pg_sleep."""
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = %s AND query LIKE %s",
+                [wait_event_type, f"%{query_part}%"],
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+    pytest.fail(f"no session running {query_part!r} waited on {wait_event_type}")
+
+
+def other_session() -> psycopg.Connection:
+    db = connection.settings_dict
+    return psycopg.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"]
+    )
+
+
+def test_the_gate_waits_for_the_position_lock_and_then_sees_a_halt_made_meanwhile(transactional_db, postgres):
+    """FOR UPDATE on the position, and the state read after the lock is granted: remove
+    either and the waiting order is accepted after the halt returned."""
+    submit_trade(TradeOrder("seed", "AAPL", "buy", Decimal(10), Decimal(1), "momentum"))
+    outcome: dict[str, str] = {}
+
+    @in_thread
+    def sell() -> None:
+        try:
+            submit_trade(TradeOrder("waits", "AAPL", "sell", Decimal(1), Decimal(1), "momentum"))
+            outcome["sell"] = "created"
+        except TradeDenied as exc:
+            outcome["sell"] = exc.code
+
+    with other_session() as holder:  # another trade on the same position, mid-flight
+        holder.execute("SELECT 1 FROM ops_position WHERE symbol = 'AAPL' FOR UPDATE")
+        thread = threading.Thread(target=sell)
+        thread.start()
+        wait_for_session("ops_submit_trade(", "Lock")
+        service.halt("global", reason="while the sell waits", actor=SYSTEM)
+        holder.rollback()
+    thread.join(timeout=30)
+    assert outcome == {"sell": "trading_halted"}
+    assert list(Trade.objects.values_list("client_order_id", flat=True)) == ["seed"]
+    assert Position.objects.get(symbol="AAPL").quantity == 10
+
+
+def test_a_halt_does_not_wait_for_a_gate_in_flight(transactional_db, postgres):
+    """The gate reads the state without a share lock (share locks let trading traffic
+    starve a halt): a halt goes through while a gate call that has read the state is
+    still running, and that call, past its state read, may still commit."""
+    TradingState.objects.get_or_create(scope="global")  # a row a share lock would hold
+    outcome: dict[str, bool] = {}
+
+    @in_thread
+    def buy() -> None:
+        outcome["created"] = submit_trade(TradeOrder("in-flight", "AAPL", "buy", Decimal(1), Decimal(1)))[1]
+
+    with slow_trade_inserts(2.0, "NEW.client_order_id = 'in-flight'"):
+        thread = threading.Thread(target=buy)
+        thread.start()
+        wait_for_session("ops_submit_trade(", "Timeout")  # in its insert, past the state read
+        with connection.cursor() as cursor:
+            # A halt that had to wait for the gate would fail here instead of waiting.
+            cursor.execute("SET lock_timeout = '1s'")
+            try:
+                assert service.halt("global", reason="x", actor=SYSTEM).changed
+            finally:
+                cursor.execute("RESET lock_timeout")
+        thread.join(timeout=30)
+    assert outcome == {"created": True}
+
+
+# Positions and states the rule is checked over: long, short and flat positions, every
+# pair of states at the strategy and symbol scopes (precedence and ties), under an
+# ACTIVE and then a REDUCING global scope.
+POSITIONS = {"L": Decimal(10), "LL": Decimal(1), "F": Decimal(0), "SS": Decimal(-1), "S": Decimal(-10)}
+SCOPE_STATES = [(a, b) for a in State.values for b in State.values]
+ORDERS = [(side, Decimal(quantity)) for side in ("buy", "sell") for quantity in ("1", "10", "11", "0.5")]
+
+
+class Undo(Exception):
+    pass
+
+
+def test_the_one_statement_gate_decides_as_check_does(db, postgres):
+    """ops_submit_trade() writes gate.check()'s rule in SQL: both decide every case alike
+    (and a refusal's wording, from the state and position the SQL judged, matches)."""
+    cases = []
+    for index, (strategy_state, symbol_state) in enumerate(SCOPE_STATES):
+        strategy = f"s{index}"
+        if strategy_state != State.ACTIVE:
+            service.halt(f"strategy:{strategy}", reason="strategy", actor=SYSTEM, to_state=strategy_state)
+        for label, quantity in POSITIONS.items():
+            symbol = f"{label}{chr(ord('A') + index)}"  # its own symbol scope per case
+            Position.objects.create(strategy=strategy, symbol=symbol, quantity=quantity)
+            if symbol_state != State.ACTIVE:
+                service.halt(f"symbol:{symbol}", reason="symbol", actor=SYSTEM, to_state=symbol_state)
+            cases += [(strategy, symbol, side, quantity) for side, quantity in ORDERS]
+    accepted = set()
+    for global_state in (State.ACTIVE, State.REDUCING):
+        if global_state != State.ACTIVE:
+            service.halt("global", reason="global", actor=SYSTEM, to_state=global_state)
+        for n, (strategy, symbol, side, quantity) in enumerate(cases):
+            order = TradeOrder(f"{global_state}-{n}", symbol, side, quantity, Decimal(1), strategy)
+            decided = decided_by_python(order)
+            assert decided_by_sql(order) == decided, order
+            accepted.add(decided == "accepted")
+    assert accepted == {True, False}  # the cases include both answers
+    assert len(cases) == len(SCOPE_STATES) * len(POSITIONS) * len(ORDERS)
+
+
+def decided_by_python(order: TradeOrder) -> str:
+    try:
+        check(effective_state(order.symbol, order.strategy), order, position_of(order.strategy, order.symbol))
+    except TradeDenied as exc:
+        return exc.detail
+    return "accepted"
+
+
+def decided_by_sql(order: TradeOrder) -> str:
+    try:
+        with transaction.atomic():
+            assert submit_trade(order)[1]
+            raise Undo  # keep the position as it was for the next case
+    except Undo:
+        return "accepted"
+    except TradeDenied as exc:
+        return exc.detail
