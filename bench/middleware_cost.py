@@ -11,7 +11,9 @@ trading-state read, the gate's read path) through a Django WSGI handler in one
 process, in prometheus_client multiprocess mode as under gunicorn, once with 50 and
 once with 250 requests; the difference / 200 is the cost of one request without
 start-up. Variants: no metrics middleware; only ours (ops.monitoring); only
-django-prometheus's; both (what runs in production).
+django-prometheus's (trimmed to the dashboard families, P1); both (what runs in
+production); and, side by side in the same run, both as they were before P1
+(django-prometheus's two request middlewares with all eighteen families).
 """
 
 from __future__ import annotations
@@ -28,15 +30,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "iq_bench-token-not-secret"  # noqa: S105 - a throwaway database
 OURS = ("ops.monitoring.middleware.RejectUnknownMethods", "ops.monitoring.middleware.MetricsMiddleware")
-THEIRS = (
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "ops.monitoring.middleware.PrometheusAfterMiddleware",
-)
-VARIANTS = {"none": OURS + THEIRS, "ours only": THEIRS, "django-prometheus only": OURS, "both": ()}
+THEIRS = ("ops.monitoring.middleware.PrometheusAfterMiddleware",)
+UNTRIMMED_BEFORE = "django_prometheus.middleware.PrometheusBeforeMiddleware"
+UNTRIMMED_AFTER = "bench.untrimmed_middleware.PrometheusAfterMiddleware"
+VARIANTS = ("none", "ours only", "django-prometheus only", "both", "both, before P1")
 
 
-def serve(requests: int, drop: list[str]) -> None:
-    """Child process: answer `requests` requests with the middleware in `drop` removed."""
+def middleware_for(variant: str, production: list[str]) -> list[str]:
+    if variant == "both":
+        return production
+    if variant == "both, before P1":
+        # The pre-P1 order: its Before middleware right after the method check, the
+        # untrimmed After middleware where ours is.
+        before = [UNTRIMMED_AFTER if m == THEIRS[0] else m for m in production]
+        before.insert(before.index(OURS[0]) + 1, UNTRIMMED_BEFORE)
+        return before
+    drop = {"none": OURS + THEIRS, "ours only": THEIRS, "django-prometheus only": OURS}[variant]
+    return [m for m in production if m not in drop]
+
+
+def serve(requests: int, variant: str) -> None:
+    """Child process: answer `requests` requests with the middleware of `variant`."""
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -51,7 +65,7 @@ def serve(requests: int, drop: list[str]) -> None:
         name="bench",
         defaults={"token_hash": hashlib.sha256(TOKEN.encode()).hexdigest(), "token_hint": "iq_b"},
     )
-    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m not in drop]
+    settings.MIDDLEWARE = middleware_for(variant, settings.MIDDLEWARE)
     handler = WSGIHandler()
     environ = (
         RequestFactory()
@@ -68,7 +82,7 @@ def serve(requests: int, drop: list[str]) -> None:
     assert all(status.startswith("200") for status in statuses), set(statuses)
 
 
-def instructions(requests: int, drop: tuple[str, ...], env: dict[str, str]) -> int:
+def instructions(requests: int, variant: str, env: dict[str, str]) -> int:
     with tempfile.TemporaryDirectory() as multiproc:
         out = subprocess.run(
             [
@@ -79,7 +93,7 @@ def instructions(requests: int, drop: tuple[str, ...], env: dict[str, str]) -> i
                 __file__,
                 "--serve",
                 str(requests),
-                ",".join(drop),
+                variant,
             ],
             env={**env, "PROMETHEUS_MULTIPROC_DIR": multiproc},
             capture_output=True,
@@ -101,14 +115,18 @@ def main() -> None:
             "METRICS_MIDDLEWARE": "true",
             # Same hash seed every run: dict layouts, and so instruction counts, repeat.
             "PYTHONHASHSEED": "0",
+            # One connection for the whole run: under valgrind (~50x slower, more on a
+            # busy machine) the default 60 s would reconnect a wall-clock-dependent
+            # number of times per run, which is noise in a per-request count.
+            "DB_CONN_MAX_AGE": "86400",
         }
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
         per_request = {}
-        for name, drop in VARIANTS.items():
-            per_request[name] = (instructions(250, drop, env) - instructions(50, drop, env)) / 200
+        for name in VARIANTS:
+            per_request[name] = (instructions(250, name, env) - instructions(50, name, env)) / 200
             print(f"{name:>24}: {per_request[name]:>12,.0f} instructions/request")
     base = per_request["none"]
-    for name in ("ours only", "django-prometheus only", "both"):
+    for name in VARIANTS[1:]:
         extra = per_request[name] - base
         print(
             f"{name:>24}: +{extra:>10,.0f} ({extra / base * 100:4.1f}%)   implied throughput ratio "
@@ -118,6 +136,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        serve(int(sys.argv[2]), [m for m in sys.argv[3].split(",") if m])
+        serve(int(sys.argv[2]), sys.argv[3])
     else:
         main()

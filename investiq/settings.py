@@ -86,10 +86,11 @@ MIDDLEWARE = [
 ]
 # Request metrics wrap everything else, so they time and count the whole request.
 # METRICS_MIDDLEWARE=false exists for bench/metrics_overhead.py, which measures their cost.
+# django-prometheus's PrometheusBeforeMiddleware is left out on purpose: it records only
+# families that no dashboard reads (see DASHBOARD_FAMILIES in ops/monitoring/middleware.py).
 if env.bool("METRICS_MIDDLEWARE", default=True):
     MIDDLEWARE = [
         "ops.monitoring.middleware.RejectUnknownMethods",
-        "django_prometheus.middleware.PrometheusBeforeMiddleware",
         "ops.monitoring.middleware.MetricsMiddleware",
         *MIDDLEWARE,
         "ops.monitoring.middleware.PrometheusAfterMiddleware",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import django_prometheus.middleware
 from django.http import HttpRequest, HttpResponse
+from django_prometheus.utils import Time, TimeSince
 
 from ops.monitoring.metrics import ACTIVE_CONNECTIONS, ERRORS, REQUEST_DURATION, REQUESTS, UNMATCHED_ROUTE
 
@@ -54,13 +55,98 @@ def _child(metric, *labels: str, **named: str):
     return child
 
 
+# django-prometheus's request families that the widely used Django dashboards read
+# (django-mixin's "Django / Requests" dashboards, grafana.com 17613 and 17616, and its
+# alerts): requests by view/method, responses by status/view/method, latency by
+# view/method, exceptions by type (issue 12's decision). Its fourteen other request
+# families are never created: those by method, by status, by view for exceptions, the
+# *_before_middlewares counts and latency duplicate investiq_requests_total,
+# investiq_request_duration_milliseconds and investiq_errors_total; body sizes, charset,
+# streaming, ajax, transport, template names and *_unknown_latency go unread by the
+# dashboards we found, or only in django-mixin's weekly "top N" tables (templates,
+# exceptions by view). Each family is multiprocess file writes on every request: see
+# docs/benchmarks.md (b); the list of families is in monitoring/README.md.
+DASHBOARD_FAMILIES = frozenset(
+    {
+        "django_http_requests_total_by_view_transport_method",
+        "django_http_responses_total_by_status_view_method",
+        "django_http_requests_latency_seconds_by_view_method",
+        "django_http_exceptions_total_by_type",
+    }
+)
+
+
+class DashboardMetrics(django_prometheus.middleware.Metrics):
+    """django-prometheus's Metrics, through its documented register_metric hook, creating
+    only DASHBOARD_FAMILIES: the others are never registered, so they cannot be written or
+    exported (an unlabelled one would otherwise show up at 0 in every worker's file)."""
+
+    # Our own singleton slot: get_instance() reads cls._instance, which would otherwise
+    # fall back to the base class's, with all eighteen families, if anything made one.
+    _instance = None
+
+    def register_metric(self, metric_cls, name, documentation, labelnames=(), **kwargs):
+        if name not in DASHBOARD_FAMILIES:
+            return None
+        return super().register_metric(metric_cls, name, documentation, labelnames=labelnames, **kwargs)
+
+
 class PrometheusAfterMiddleware(django_prometheus.middleware.PrometheusAfterMiddleware):
-    """django-prometheus's request families, unchanged, through its documented
-    label_metric hook with the children cached (measured: its labels() lookups were
-    most of the request-metrics overhead)."""
+    """django-prometheus's request middleware recording only DASHBOARD_FAMILIES.
+
+    Same names, labels, buckets and label values as upstream (its own _method,
+    _transport and _get_view_name), through its documented metrics_cls and label_metric
+    hooks. The process_* methods are upstream's minus the writes to dropped families;
+    they must all be overridden, since upstream's would touch families that do not exist.
+    PrometheusBeforeMiddleware is not installed: everything it records is dropped.
+    """
+
+    metrics_cls = DashboardMetrics
 
     def label_metric(self, metric, request, response=None, **labels):
         return _child(metric, **labels) if labels else metric
+
+    def process_request(self, request):
+        request.prometheus_after_middleware_event = Time()
+
+    def process_view(self, request, view_func, *view_args, **view_kwargs):
+        self.label_metric(
+            self.metrics.requests_by_view_transport_method,
+            request,
+            view=self._get_view_name(request),
+            transport=self._transport(request),
+            method=self._method(request),
+        ).inc()
+
+    def process_template_response(self, request, response):
+        return response  # by-template-name is a dropped family
+
+    def process_response(self, request, response):
+        name = self._get_view_name(request)
+        self.label_metric(
+            self.metrics.responses_by_status_view_method,
+            request,
+            response,
+            status=str(response.status_code),
+            view=name,
+            method=self._method(request),
+        ).inc()
+        started = getattr(request, "prometheus_after_middleware_event", None)
+        if started is not None:
+            # Observed here only: upstream also observes in process_exception, so a
+            # request that raised counted twice. Every request, the 500 for an
+            # exception included, comes back through process_response.
+            self.label_metric(
+                self.metrics.requests_latency_by_view_method,
+                request,
+                response,
+                view=name,
+                method=request.method,
+            ).observe(TimeSince(started))
+        return response
+
+    def process_exception(self, request, exception):
+        self.label_metric(self.metrics.exceptions_by_type, request, type=type(exception).__name__).inc()
 
 
 class MetricsMiddleware:

@@ -71,19 +71,103 @@ def test_every_contract_metric_has_help_type_and_its_labels(api):
             assert set(sample.labels) - {"le"} == labels, (name, sample)
 
 
-def test_django_prometheus_standard_families_are_exported(db):
+# django-prometheus's request families that stay (P1, issue 12): name -> (type, labels).
+DASHBOARD_FAMILIES = {
+    "django_http_requests_total_by_view_transport_method": ("counter", {"view", "transport", "method"}),
+    "django_http_responses_total_by_status_view_method": ("counter", {"status", "view", "method"}),
+    "django_http_requests_latency_seconds_by_view_method": ("histogram", {"view", "method"}),
+    "django_http_exceptions_total_by_type": ("counter", {"type"}),
+}
+
+
+def django_http_families(text: str) -> dict[str, object]:
+    return {f.name: f for f in text_string_to_metric_families(text) if f.name.startswith("django_http_")}
+
+
+def test_django_prometheus_db_and_cache_families_are_exported(db):
     from django.core.cache import cache
 
     Client().get("/healthz")
     cache.get("warm")  # the cache families get samples once the backend is used
     text = scrape()
-    for name in (
-        "django_http_requests_total_by_method",
-        "django_http_responses_total_by_status",
-        "django_db_execute",
-        "django_cache_get",
-    ):
+    for name in ("django_db_execute", "django_cache_get"):
         assert f"# TYPE {name}_total counter" in text, name
+
+
+def test_the_dashboard_request_families_count_a_request_once_with_their_labels(api):
+    path = "/api/v1/trading/status?symbol=AAPL"
+    api.get_json(path)  # creates the children, so the deltas below start from a sample
+    before = scrape()
+    assert api.get_json(path).status_code == 200
+    assert api.get_json(path).status_code == 200
+    after = scrape()
+    view = {"view": "api-trading-status", "method": "GET"}
+    for sample, labels in (
+        ("django_http_requests_total_by_view_transport_method_total", {**view, "transport": "http"}),
+        ("django_http_responses_total_by_status_view_method_total", {**view, "status": "200"}),
+        ("django_http_requests_latency_seconds_by_view_method_count", view),
+        ("django_http_requests_latency_seconds_by_view_method_bucket", {**view, "le": "+Inf"}),
+    ):
+        assert value(after, sample, **labels) - value(before, sample, **labels) == 2, sample
+    families = django_http_families(after)
+    for name, (kind, labels) in DASHBOARD_FAMILIES.items():
+        if name == "django_http_exceptions_total_by_type":
+            continue  # no exception yet in this test; its own test below
+        assert families[name].type == kind, name
+        assert families[name].samples, name
+        for sample in families[name].samples:
+            assert set(sample.labels) - {"le"} == labels, (name, sample)
+
+
+def test_an_exception_is_counted_by_type_and_its_latency_observed_once(db, settings):
+    settings.ROOT_URLCONF = "ops.tests.urls_for_errors"
+    settings.DEBUG_PROPAGATE_EXCEPTIONS = False
+    client = Client(raise_request_exception=False)
+    view = {"view": "ops.tests.urls_for_errors.explode", "method": "GET"}
+    latency = "django_http_requests_latency_seconds_by_view_method_count"
+    before = scrape()
+    assert client.get("/api/v1/explode").status_code == 500
+    assert client.get("/api/v1/explode").status_code == 500
+    after = scrape()
+
+    def delta(sample: str, **labels: str) -> float:
+        return value(after, sample, **labels) - value(before, sample, **labels)
+
+    assert delta("django_http_exceptions_total_by_type_total", type="RuntimeError") == 2
+    assert delta("django_http_responses_total_by_status_view_method_total", status="500", **view) == 2
+    # Upstream observes a raising request in process_exception and again in
+    # process_response; ours once.
+    assert delta(latency, **view) == 2
+    family = django_http_families(after)["django_http_exceptions_total_by_type"]
+    assert family.type == "counter"
+    assert {frozenset(sample.labels) for sample in family.samples} == {frozenset({"type"})}
+
+
+def test_only_the_dashboard_request_families_are_exported(api, admin_client_logged_in, db, settings):
+    # Traffic that would write every dropped family upstream: a body (body sizes), a
+    # template response (template names), an AJAX header, an exception, a 404.
+    api.post_json("/api/v1/trades", trade_payload())
+    api.get_json("/api/v1/trading/status", HTTP_X_REQUESTED_WITH="XMLHttpRequest")
+    admin_client_logged_in.get("/admin/")
+    Client().get("/no/such/page")
+    settings.ROOT_URLCONF = "ops.tests.urls_for_errors"
+    settings.DEBUG_PROPAGATE_EXCEPTIONS = False
+    Client(raise_request_exception=False).get("/api/v1/explode")
+    text = scrape()
+    assert set(django_http_families(text)) == set(DASHBOARD_FAMILIES)
+    for dropped in (
+        "django_http_requests_before_middlewares_total",
+        "django_http_requests_latency_including_middlewares_seconds",
+        "django_http_requests_unknown_latency_total",
+        "django_http_requests_total_by_method_total",
+        "django_http_requests_body_total_bytes",
+        "django_http_responses_total_by_status_total",
+        "django_http_responses_body_total_bytes",
+        "django_http_responses_total_by_templatename_total",
+        "django_http_ajax_requests_total",
+        "django_http_exceptions_total_by_view_total",
+    ):
+        assert dropped not in text, dropped
 
 
 def test_the_latency_histogram_has_an_edge_at_the_1000ms_threshold(db):

@@ -98,6 +98,29 @@ def test_request_counts_are_summed_over_all_workers(gunicorn_url):
         assert scrape_value(url, "investiq_active_connections") == 0
 
 
+def test_only_the_dashboard_request_families_reach_the_multiprocess_files(gunicorn_url):
+    # Under gunicorn a family exists once any worker wrote it to its file, unlabelled
+    # ones at creation: a dropped family that were still registered would show here.
+    url, _ = gunicorn_url
+    batches = 10
+    assert set(spread_over_workers(url, batches)) == {200}
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    families = {f.name for f in text_string_to_metric_families(text) if f.name.startswith("django_http_")}
+    written = {
+        "django_http_requests_total_by_view_transport_method",
+        "django_http_responses_total_by_status_view_method",
+        "django_http_requests_latency_seconds_by_view_method",
+    }
+    assert written <= families <= written | {"django_http_exceptions_total_by_type"}  # (no exception yet)
+    healthz = {"view": "healthz", "method": "GET"}
+    n = batches * WORKERS
+    assert (
+        scrape_value(url, "django_http_responses_total_by_status_view_method_total", status="200", **healthz)
+        == n
+    )
+    assert scrape_value(url, "django_http_requests_latency_seconds_by_view_method_count", **healthz) == n
+
+
 def test_a_fresh_server_exports_denials_and_errors_at_zero(gunicorn_url):
     url, _ = gunicorn_url
     assert scrape_value(url, "investiq_orders_denied_total", reason="trading_halted") == 0
