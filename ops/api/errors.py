@@ -77,20 +77,60 @@ closed. Halts already made stay in force; they live in the database.</p>
 """
 
 
-def _database_unreachable() -> bool:
-    # Django calls handler500 inside its `except` block: the current exception is the cause.
-    return isinstance(sys.exc_info()[1], (OperationalError, InterfaceError))
+DATABASE_BUSY_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Database busy (503)</title></head>
+<body>
+<h1>Database busy</h1>
+<p>The database did not answer this page in time (a query timed out or waited too long for
+a lock). It is reachable: the pre-trade gate keeps deciding trades as usual.</p>
+<p>Try again in a moment.</p>
+</body>
+</html>
+"""
+
+# Postgres SQLSTATEs that mean the server or the connection is gone: class 08 (connection
+# exceptions) and the shutdown codes. A statement timeout (57014), a deadlock (40P01) or a
+# lock wait (55P03) is a busy database, not an outage.
+_GONE_SQLSTATES = ("57P01", "57P02", "57P03")
+
+
+def _database_failure() -> str | None:
+    """'gone', 'busy' or None (not a database failure), from the exception being handled.
+
+    Django calls handler500 inside its `except` block: the current exception is the cause.
+    """
+    exc = sys.exc_info()[1]
+    if isinstance(exc, InterfaceError):
+        return "gone"  # the connection object is closed or unusable
+    if not isinstance(exc, OperationalError):
+        return None
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    if sqlstate:
+        return "gone" if sqlstate.startswith("08") or sqlstate in _GONE_SQLSTATES else "busy"
+    # No SQLSTATE: psycopg could not connect or lost the connection; on SQLite, a busy
+    # timeout says "database is locked" and everything else means the file is unusable.
+    return "busy" if "database is locked" in str(exc) else "gone"
 
 
 def server_error(request):
     from django.views.defaults import server_error as html_server_error
 
-    if _database_unreachable():
+    failure = _database_failure()
+    if failure == "gone":
         # An outage, not a bug: 503 says "try again", and the page says what it means for
         # trading. (API views answer their own 503s; this catches the console and admin.)
         if request.path.startswith("/api/"):
             return error_response(503, "database_unavailable", "The database is not reachable.")
         return HttpResponse(DATABASE_UNAVAILABLE_PAGE, status=503)
+    if failure == "busy":
+        # Reachable but slow: telling on-call the gate refuses trades would be false.
+        if request.path.startswith("/api/"):
+            # The API's one code for "database: retry later" (api_view answers it too).
+            return error_response(
+                503, "database_unavailable", "The database did not answer in time; try again."
+            )
+        return HttpResponse(DATABASE_BUSY_PAGE, status=503)
     if request.path.startswith("/api/"):
         # Machine clients parse JSON; the traceback is in the log, never in the body.
         return error_response(500, "internal_error", "Unexpected server error; it has been logged.")

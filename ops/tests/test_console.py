@@ -435,3 +435,27 @@ def test_a_bug_still_answers_500_not_a_database_outage(db, settings):
     response = Client(raise_request_exception=False).get("/explode/1")
     assert response.status_code == 500
     assert "Database unavailable" not in response.content.decode()
+
+
+def test_a_busy_database_answers_503_without_claiming_an_outage(transactional_db, settings):
+    """A statement timeout or a lock wait is not a lost database: the page must not tell
+    on-call that the gate refuses every trade."""
+    import sqlite3
+
+    from django.db import connection
+
+    settings.ROOT_URLCONF = "ops.tests.urls_for_errors"
+    holder = None
+    if connection.vendor == "sqlite":
+        holder = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # holds the write lock
+    try:
+        response = Client(raise_request_exception=False).get("/slow")
+    finally:
+        if holder is not None:
+            holder.execute("ROLLBACK")
+            holder.close()
+        connection.close()  # drop the shortened busy timeout with the connection
+    assert response.status_code == 503
+    page = response.content.decode()
+    assert "Database busy" in page and "refuses every new trade" not in page
