@@ -12,7 +12,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from ops.validators import STRATEGY_PATTERN, SYMBOL_PATTERN, validate_strategy, validate_symbol
+from ops.validators import (
+    STRATEGY_PATTERN,
+    SYMBOL_PATTERN,
+    storable_decimal,
+    validate_strategy,
+    validate_symbol,
+)
 
 
 class Side(models.TextChoices):
@@ -42,8 +48,9 @@ class Trade(models.Model):
     client_order_id = models.CharField(max_length=64, unique=True)
     symbol = models.CharField(max_length=10, validators=[validate_symbol])
     side = models.CharField(max_length=4, choices=Side.choices)
-    quantity = models.DecimalField(**MONEY)
-    price = models.DecimalField(**MONEY)
+    # storable_decimal: every form that writes one (API, admin) refuses what SQLite would alter.
+    quantity = models.DecimalField(**MONEY, validators=[storable_decimal])
+    price = models.DecimalField(**MONEY, validators=[storable_decimal])
     strategy = models.CharField(max_length=64, default="default", validators=[validate_strategy])
     executed_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -90,7 +97,7 @@ class Analysis(models.Model):
     signal = models.CharField(max_length=4, choices=Signal.choices)
     confidence = models.DecimalField(max_digits=5, decimal_places=4)
     model_version = models.CharField(max_length=64)
-    price = models.DecimalField(**MONEY, null=True, blank=True)
+    price = models.DecimalField(**MONEY, null=True, blank=True, validators=[storable_decimal])
     analyzed_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
     api_client = models.ForeignKey(

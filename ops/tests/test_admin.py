@@ -502,15 +502,33 @@ LONG_PRICE = "123456789012.12345678"  # 20 significant digits: SQLite would keep
 def test_the_admin_forms_refuse_an_amount_sqlite_would_alter_like_the_api(admin_client_logged_in):
     from django.db import connection
 
+    from ops.records.models import Analysis
     from ops.trading.admin import BookFillForm
 
     response = admin_client_logged_in.post("/admin/ops/trade/add/", {**PHONE_FILL, "price": LONG_PRICE})
     book = BookFillForm(data={**PHONE_FILL, "price": LONG_PRICE, "reason": "broker fill 7"})
+    analysis = admin_client_logged_in.post(
+        "/admin/ops/analysis/add/",
+        {
+            "symbol": "AAPL",
+            "signal": "buy",
+            "confidence": "0.5",
+            "model_version": "m1",
+            "price": LONG_PRICE,
+            "analyzed_at_0": "2026-11-27",
+            "analyzed_at_1": "15:00:00",
+        },
+    )
     if connection.vendor == "sqlite":
-        assert response.status_code == 200
+        # Stored, it would read back altered, and past the column's precision it would
+        # break the analysis list for everyone (a 500 no one could delete away).
+        assert response.status_code == 200 and analysis.status_code == 200
         assert "keeps 15 significant digits" in response.content.decode()
-        assert not Trade.objects.exists()
+        assert "keeps 15 significant digits" in analysis.content.decode()
+        assert not Trade.objects.exists() and not Analysis.objects.exists()
         assert "price" in book.errors
     else:
         assert Trade.objects.get().price == Decimal(LONG_PRICE)
+        assert Analysis.objects.get().price == Decimal(LONG_PRICE)
         assert "price" not in book.errors
+    assert admin_client_logged_in.get("/admin/ops/analysis/").status_code == 200

@@ -27,7 +27,6 @@ from ops.trading.models import (
     TradingState,
 )
 from ops.trading.scopes import InvalidScope, parse_scope
-from ops.validators import storable_decimal
 
 GATE_NOTE = (
     "A trade added here passes the pre-trade gate like one from the API: it is refused "
@@ -37,16 +36,7 @@ GATE_NOTE = (
 )
 
 
-class StorableAmounts:
-    """The API's rule on every form that writes a trade: no amount SQLite would alter."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        for name in ("quantity", "price"):
-            self.fields[name].validators.append(storable_decimal)
-
-
-class BookFillForm(StorableAmounts, forms.ModelForm):
+class BookFillForm(forms.ModelForm):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         max_length=2000,
@@ -59,7 +49,7 @@ class BookFillForm(StorableAmounts, forms.ModelForm):
         help_texts = {"executed_at": "When the broker filled it, UTC: YYYY-MM-DD HH:MM:SS."}
 
 
-class TradeAddForm(StorableAmounts, forms.ModelForm):
+class TradeAddForm(forms.ModelForm):
     class Meta:
         model = Trade
         fields = ("client_order_id", "symbol", "side", "quantity", "price", "strategy", "executed_at")
