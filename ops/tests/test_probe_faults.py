@@ -155,7 +155,6 @@ def test_a_dependency_that_never_answers_is_down_and_the_others_are_recorded(
         assert silent.accepted >= 1  # it did reach the hung peer, which never answered
     by_name = {r.name: r for r in results}
     assert HUNG.fullmatch(by_name[hanging].detail), by_name[hanging].detail
-    assert by_name[hanging].latency_ms >= 500  # it was given the whole read timeout
     expected = {name: Health.UP for name in DEPENDENCIES} | {hanging: Health.DOWN}
     assert {name: r.status for name, r in by_name.items()} == expected
     assert statuses() == expected  # recorded, the hung one included
