@@ -63,8 +63,8 @@ class ApiClientQuerySet(models.QuerySet):
         takes effect on the very next request), or None.
 
         One hand-written SELECT rather than .filter().first(): every API request runs
-        this, and compiling the ORM query cost more instructions than the rest of the
-        token check (bench/gate_cost.py, P3 in docs/benchmarks.md). token_hash is
+        this, and building the ORM query cost 1.4M of the trade request's 5.6M
+        instructions (bench/gate_cost.py, P3 in docs/benchmarks.md). token_hash is
         unique, so no ORDER BY or LIMIT is needed to get at most one row.
         """
         model, connection = self.model, connections[self.db]
