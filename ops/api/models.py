@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -59,7 +59,34 @@ class ApiClientQuerySet(models.QuerySet):
         return self.filter(is_active=True)
 
     def for_token(self, token: str) -> ApiClient | None:
-        return self.active().filter(token_hash=hash_token(token)).first()
+        """The active client holding `token`, read fresh on every call (a revocation
+        takes effect on the very next request), or None.
+
+        One hand-written SELECT rather than .filter().first(): every API request runs
+        this, and building the ORM query cost 1.4M of the trade request's 5.6M
+        instructions (bench/gate_cost.py, P3 in docs/benchmarks.md). token_hash is
+        unique, so no ORDER BY or LIMIT is needed to get at most one row.
+        """
+        model, connection = self.model, connections[self.db]
+        fields = model._meta.concrete_fields
+        table = model._meta.db_table
+        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {columns} FROM {connection.ops.quote_name(table)} "  # noqa: S608 - names from the model
+                "WHERE token_hash = %s AND is_active",
+                [hash_token(token)],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        # What the ORM would do to each column (SQLite returns datetimes as text, for one).
+        values = list(row)
+        for index, field in enumerate(fields):
+            column = field.get_col(table)
+            for convert in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+                values[index] = convert(values[index], column, connection)
+        return model.from_db(self.db, [field.attname for field in fields], values)
 
 
 class ApiClient(models.Model):

@@ -78,6 +78,21 @@ def test_tokens_are_stored_only_as_hashes(db):
     assert ApiClient.objects.for_token(token) is None
 
 
+def test_a_token_look_up_reads_the_client_exactly_as_the_orm_does(db):
+    # for_token() is hand-written SQL (it runs on every API request): each field must come
+    # back with the ORM's type, e.g. an aware last_used_at on SQLite too, or touch() breaks.
+    client, token = ApiClient.issue("engine", scopes="trades,status")
+    client.touch(timezone.now())
+    ApiClient.issue("other")
+    found = ApiClient.objects.for_token(token)
+    expected = ApiClient.objects.get(pk=client.pk)
+    for field in ApiClient._meta.concrete_fields:
+        assert getattr(found, field.attname) == getattr(expected, field.attname), field.name
+        assert type(getattr(found, field.attname)) is type(getattr(expected, field.attname)), field.name
+    assert timezone.is_aware(found.last_used_at) and not found._state.adding
+    assert ApiClient.objects.for_token(token + "x") is None
+
+
 def test_last_used_is_written_at_most_once_a_minute(db, django_assert_num_queries):
     client, _ = ApiClient.issue("engine")
     now = timezone.now()
