@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from typing import Any
 
 import pytest
@@ -206,3 +207,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # event loop lives in this thread Django refuses synchronous ORM calls (the browser
     # module allows them for itself only). After the browser tests nothing else runs.
     items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
+
+
+def wait_for_session(query_part: str, wait_event_type: str) -> None:
+    """Until a session running `query_part` waits on `wait_event_type` (pg_stat_activity):
+    'Lock' for a row lock, 'Timeout' for pg_sleep."""
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = %s AND query LIKE %s",
+                [wait_event_type, f"%{query_part}%"],
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+    pytest.fail(f"no session running {query_part!r} waited on {wait_event_type}")

@@ -27,7 +27,7 @@ from django.db import connection, connections
 from ops.api.models import ApiClient
 from ops.monitoring.models import MetricCounter
 from ops.records.models import Trade
-from ops.tests.conftest import database_url, make_user, trade_payload
+from ops.tests.conftest import database_url, make_user, trade_payload, wait_for_session
 from ops.tests.processes import free_port, start_process, stop_process, wait_until_ready
 from ops.trading import service
 from ops.trading.errors import InvalidTransition
@@ -385,9 +385,9 @@ def test_a_reducing_gate_trade_and_a_fill_on_one_position_do_not_deadlock(transa
     # The sells hold the position lock while the others pile up.
     with slow_trade_inserts(1.0, "NEW.symbol = 'AAPL'"):
         first.start()
-        time.sleep(0.2)
+        wait_for_session("ops_submit_trade(", "Timeout")  # the sell, in its slowed insert
         second.start()
-        time.sleep(0.2)
+        wait_for_session("ops_submit_trade(", "Lock")  # the fill, queued on the position
         for _ in range(15):  # move the id sequence so the two sells would share a counter shard
             submit_trade(order("buy", symbol="ZZ", strategy="other"))
         first.join(timeout=30)
@@ -417,7 +417,7 @@ def test_an_identical_retry_racing_the_original_under_reducing_gets_the_original
     # The original holds the position lock, its trade inserted but not committed.
     with slow_trade_inserts(0.5, "NEW.client_order_id = 'close-all'"):
         threads[0].start()
-        time.sleep(0.15)
+        wait_for_session("ops_submit_trade(", "Timeout")  # the original, in its slowed insert
         threads[1].start()
         for thread in threads:
             thread.join(timeout=30)

@@ -298,3 +298,20 @@ def test_the_gate_path_reads_each_thing_once(order):
     # The position row is read once (SQLite has no FOR UPDATE: its writer lock covers
     # the whole transaction).
     assert sum('FROM "ops_position"' in q for q in sql) == 1
+
+
+def test_an_api_client_deleted_after_its_token_check_fails_closed_not_500(transactional_db):
+    """The form has checked every constraint, so an IntegrityError can only come from a row
+    changed meanwhile (here the client's, between token check and insert): refused as
+    unavailable with nothing written, and the retry is answered by the token check.
+    Autocommit, as under gunicorn: SQLite checks foreign keys at commit."""
+    from ops.api.models import ApiClient
+    from ops.records.intake import TradeOrder
+    from ops.trading import gate
+
+    client, _ = ApiClient.issue("gone")
+    ApiClient.objects.filter(pk=client.pk).delete()
+    order = TradeOrder("orphan-1", "AAPL", "buy", Decimal(1), Decimal(1), "momentum")
+    with pytest.raises(gate.TradingStateUnavailable):
+        gate.submit_trade(order, api_client=client)
+    assert not Trade.objects.exists() and not Position.objects.exists()

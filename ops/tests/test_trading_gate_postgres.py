@@ -4,7 +4,6 @@ its statement count, its position lock, and its agreement with gate.check()."""
 from __future__ import annotations
 
 import threading
-import time
 from decimal import Decimal
 
 import psycopg
@@ -15,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from ops.api.models import ApiClient
 from ops.records.intake import TradeOrder
 from ops.records.models import Position, Trade
-from ops.tests.conftest import ApiTestClient, trade_payload
+from ops.tests.conftest import ApiTestClient, trade_payload, wait_for_session
 from ops.tests.test_trading_concurrency import in_thread, slow_trade_inserts
 from ops.trading import service
 from ops.trading.gate import TradeDenied, check, effective_state, position_of, submit_trade
@@ -64,22 +63,6 @@ def test_a_conflicting_retry_costs_two_statements(engine):
     sql = statements(engine, trade_payload(client_order_id="t-1", quantity="11"), 409)
     assert len(sql) == 2, sql
     assert Trade.objects.filter(client_order_id="t-1").get().quantity == 10
-
-
-def wait_for_session(query_part: str, wait_event_type: str) -> None:
-    """Until a session running `query_part` waits on `wait_event_type` (pg_stat_activity):
-    'Lock' for a row lock, 'Timeout' for pg_sleep."""
-    deadline = time.monotonic() + 30
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = %s AND query LIKE %s",
-                [wait_event_type, f"%{query_part}%"],
-            )
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.02)
-    pytest.fail(f"no session running {query_part!r} waited on {wait_event_type}")
 
 
 def other_session() -> psycopg.Connection:
@@ -198,3 +181,19 @@ def decided_by_sql(order: TradeOrder) -> str:
         return "accepted"
     except TradeDenied as exc:
         return exc.detail
+
+
+def test_the_function_answers_the_trade_columns_in_the_model_s_field_order(engine):
+    """Model.from_db() assigns a full row by position, not by name: the function's trade
+    columns must stay in Trade's field order, or answers would carry wrong values."""
+    from django.utils import timezone
+
+    from ops.trading import gate
+
+    now = timezone.now()
+    scopes = gate.trade_scopes("AAPL", "momentum")
+    params = ["order-cols", "AAPL", "buy", 1, 1, "momentum", now, now, None, scopes]
+    with connection.cursor() as cursor:
+        cursor.execute(gate.SUBMIT_SQL, params)
+        names = [column.name for column in cursor.description[gate.TRADE_COLUMNS :]]
+    assert names == [field.attname for field in Trade._meta.concrete_fields]

@@ -122,17 +122,22 @@ def submit_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tupl
     if existing is not None:
         # Already recorded (before any halt): a retry returns it, whatever the state now.
         return retry_result(order, existing)
-    with transaction.atomic():
-        # Lock first, read the state after: any wait on the lock happens before the
-        # state is read, so the decision uses the freshest committed state.
-        position = lock_position(order.strategy, order.symbol)
-        existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
-        if existing is not None:
-            # An identical request committed while we waited for the lock: it is this
-            # order, already recorded, and must not be refused as a new one.
-            return retry_result(order, existing)
-        check(effective_state(order.symbol, order.strategy), order, Decimal(position.quantity))
-        return _insert(order, api_client, position)
+    try:
+        with transaction.atomic():
+            # Lock first, read the state after: any wait on the lock happens before the
+            # state is read, so the decision uses the freshest committed state.
+            position = lock_position(order.strategy, order.symbol)
+            existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
+            if existing is not None:
+                # An identical request committed while we waited for the lock: it is this
+                # order, already recorded, and must not be refused as a new one.
+                return retry_result(order, existing)
+            check(effective_state(order.symbol, order.strategy), order, Decimal(position.quantity))
+            return _insert(order, api_client, position)
+    except IntegrityError as exc:
+        # As on Postgres: a row changed meanwhile (SQLite checks foreign keys at commit).
+        logger.error("pre-trade gate failed closed for %s: %s", order.client_order_id, exc)
+        raise TradingStateUnavailable(str(exc)) from exc
 
 
 SUBMIT_SQL = "SELECT * FROM ops_submit_trade(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::varchar[])"
@@ -164,10 +169,13 @@ def _submit_in_one_statement(order: TradeOrder, api_client: ApiClient | None) ->
             cursor.execute(SUBMIT_SQL, params)
             row = cursor.fetchone()
             names = [column.name for column in cursor.description[TRADE_COLUMNS:]]
-    except (DataError, IntegrityError):
+    except DataError:
         raise  # a value the database cannot hold: the API's 400, not an outage
     except DatabaseError as exc:
         # Fail closed: whichever step failed, nothing was recorded and the order is refused.
+        # That includes an IntegrityError: the form has checked every constraint, so only
+        # a row changed meanwhile gets here (the API client deleted after its token was
+        # checked); a retry is then answered by the token check.
         logger.error("pre-trade gate failed closed for %s: %s", order.client_order_id, exc)
         raise TradingStateUnavailable(str(exc)) from exc
     outcome, state, scope, reason, since, position = row[:TRADE_COLUMNS]
