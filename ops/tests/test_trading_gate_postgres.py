@@ -197,3 +197,25 @@ def test_the_function_answers_the_trade_columns_in_the_model_s_field_order(engin
         cursor.execute(gate.SUBMIT_SQL, params)
         names = [column.name for column in cursor.description[gate.TRADE_COLUMNS :]]
     assert names == [field.attname for field in Trade._meta.concrete_fields]
+
+
+def test_two_first_trades_on_a_new_position_both_count(transactional_db, postgres):
+    """Neither finds a position row: the first creates (and so locks) it, the second's
+    ON CONFLICT waits on that row and then locks it. No lost update, no duplicate row."""
+    outcome: dict[str, bool] = {}
+
+    @in_thread
+    def buy(order_id: str) -> None:
+        outcome[order_id] = submit_trade(TradeOrder(order_id, "NEWCO", "buy", Decimal(1), Decimal(1)))[1]
+
+    with slow_trade_inserts(1.0, "NEW.client_order_id = 'first'"):
+        first = threading.Thread(target=buy, args=("first",))
+        first.start()
+        wait_for_session("ops_submit_trade(", "Timeout")  # holds the new, uncommitted row
+        second = threading.Thread(target=buy, args=("second",))
+        second.start()
+        wait_for_session("ops_submit_trade(", "Lock")
+        first.join(timeout=30)
+        second.join(timeout=30)
+    assert outcome == {"first": True, "second": True}
+    assert Position.objects.get(symbol="NEWCO").quantity == 2
