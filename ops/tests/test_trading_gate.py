@@ -70,11 +70,20 @@ def test_reducing_accepts_only_trades_that_shrink_a_long_position(order):
     assert order("sell", "4").status_code == 201
     refused_buy = order("buy", "1")
     assert refused_buy.status_code == 423 and refused_buy.json()["error"] == "trading_reducing"
-    assert order("sell", "7").status_code == 423  # would flip 6 long to 1 short
+    assert "position from 6 to 7." in refused_buy.json()["detail"]
+    flip = order("sell", "7")  # would flip 6 long to 1 short
+    assert flip.status_code == 423
+    assert "position from 6 to -1." in flip.json()["detail"]
     assert position() == Decimal(6)
     assert order("sell", "6").status_code == 201  # flat is allowed
     assert order("sell", "1").status_code == 423  # and from flat, nothing
     assert position() == 0
+
+
+def test_a_refusal_writes_positions_as_plain_numbers(order):
+    assert order("buy", "10").status_code == 201
+    halt("symbol:AAPL", State.REDUCING)
+    assert "position from 10 to 20." in order("buy", "10").json()["detail"]  # not 1E+1
 
 
 def test_reducing_is_symmetric_for_short_positions(order):

@@ -92,6 +92,11 @@ def position_of(strategy: str, symbol: str) -> Decimal:
     return Decimal(position.quantity) if position else Decimal(0)
 
 
+def _plain(amount: Decimal) -> str:
+    # normalize() alone writes 10 as "1E+1"; people read positions as plain numbers.
+    return format(amount.normalize(), "f")
+
+
 def check(effective: Effective, order: TradeOrder, position: Decimal) -> None:
     if effective.state == State.ACTIVE:
         return
@@ -105,7 +110,7 @@ def check(effective: Effective, order: TradeOrder, position: Decimal) -> None:
         raise TradeDenied(
             effective,
             f"{effective.scope} is reducing-only: a {order.side} of {order.quantity} {order.symbol} "
-            f"would take the {order.strategy} position from {position.normalize()} to {after.normalize()}.",
+            f"would take the {order.strategy} position from {_plain(position)} to {_plain(after)}.",
         )
 
 
