@@ -82,16 +82,19 @@ DATABASE_BUSY_PAGE = """<!doctype html>
 <head><meta charset="utf-8"><title>Database busy (503)</title></head>
 <body>
 <h1>Database busy</h1>
-<p>The database did not answer this page in time (a query timed out or waited too long for
-a lock). It is reachable: the pre-trade gate keeps deciding trades as usual.</p>
+<p>The database is reachable, but it did not answer this page in time (a query timed out
+or waited too long for a lock). Trading is not halted by this; halts already made stay in
+force.</p>
 <p>Try again in a moment.</p>
 </body>
 </html>
 """
 
-# Postgres SQLSTATEs that mean the server or the connection is gone: class 08 (connection
-# exceptions) and the shutdown codes. A statement timeout (57014), a deadlock (40P01) or a
-# lock wait (55P03) is a busy database, not an outage.
+# Postgres SQLSTATEs that mean the server or the connection is gone, or takes no more
+# work: class 08 (connection exceptions), class 53 (too many connections, out of memory,
+# disk full) and the shutdown codes. A statement timeout (57014), a deadlock (40P01) or
+# a lock wait (55P03) is a busy database, not an outage.
+_GONE_CLASSES = ("08", "53")
 _GONE_SQLSTATES = ("57P01", "57P02", "57P03")
 
 
@@ -107,7 +110,7 @@ def _database_failure() -> str | None:
         return None
     sqlstate = getattr(exc.__cause__, "sqlstate", None)
     if sqlstate:
-        return "gone" if sqlstate.startswith("08") or sqlstate in _GONE_SQLSTATES else "busy"
+        return "gone" if sqlstate[:2] in _GONE_CLASSES or sqlstate in _GONE_SQLSTATES else "busy"
     # No SQLSTATE: psycopg could not connect or lost the connection; on SQLite, a busy
     # timeout says "database is locked" and everything else means the file is unusable.
     return "busy" if "database is locked" in str(exc) else "gone"

@@ -111,3 +111,27 @@ def test_an_api_path_outside_the_api_wrapper_answers_503_when_the_database_is_un
             pytest.fail("the unreachable database answered")
     assert response.status_code == 503
     assert json.loads(response.content)["error"] == "database_unavailable"
+
+
+@pytest.mark.parametrize(
+    ("cause", "page"),
+    [
+        ("TooManyConnections", "Database unavailable"),  # 53300: no new connection, the gate neither
+        ("AdminShutdown", "Database unavailable"),  # 57P01
+        ("QueryCanceled", "Database busy"),  # 57014, a statement timeout
+        ("LockNotAvailable", "Database busy"),  # 55P03
+    ],
+)
+def test_the_error_page_tells_an_outage_from_a_busy_database_by_sqlstate(db, cause, page):
+    import psycopg.errors
+    from django.db import OperationalError
+    from django.test import RequestFactory
+
+    from ops.api.errors import server_error
+
+    try:
+        raise OperationalError("database error") from getattr(psycopg.errors, cause)("from the server")
+    except OperationalError:
+        response = server_error(RequestFactory().get("/"))
+    assert response.status_code == 503
+    assert page in response.content.decode()
