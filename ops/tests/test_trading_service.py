@@ -285,30 +285,3 @@ def test_a_request_whose_requester_lost_the_role_cannot_be_approved(
         service.approve_resume(request.pk, approver=service.Actor.of(supervisor2))
     assert TradingState.objects.get(scope="global").state == State.HALTED
     assert ResumeRequest.objects.get(pk=request.pk).status == ResumeRequest.Status.PENDING
-
-
-def test_a_halt_outwaits_a_held_write_lock_and_leaves_the_busy_timeout_as_it_was(transactional_db):
-    """On SQLite a halt polls for the write lock with the busy timeout at 0; it must get
-    the lock once it is free, and hand the connection back with its timeout (a 0 left
-    behind would make every later write on it fail at once with 'database is locked')."""
-    import sqlite3
-    import threading
-
-    from django.db import connection
-
-    holder = None
-    if connection.vendor == "sqlite":
-        name = connection.settings_dict["NAME"]
-        holder = sqlite3.connect(name, isolation_level=None, check_same_thread=False)
-        holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
-        threading.Timer(0.3, holder.execute, args=("ROLLBACK",)).start()
-    try:
-        result = service.halt("global", reason="held lock", actor=service.Actor.system("tests", service.HALT))
-    finally:
-        if holder is not None:
-            holder.close()
-    assert result.changed and TradingState.objects.get(scope="global").state == State.HALTED
-    if connection.vendor == "sqlite":
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA busy_timeout")
-            assert cursor.fetchone()[0] == int(connection.settings_dict["OPTIONS"]["timeout"] * 1000)
