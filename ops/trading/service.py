@@ -25,19 +25,17 @@ Semantics worth knowing:
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import logging
 import os
 import re
 import socket
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Permission
-from django.db import OperationalError, connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -160,7 +158,7 @@ def halt(
             "Cancelling open orders at the broker is account-wide; ask for it only with a global halt."
         )
     actor.require(HALT, "halt trading")
-    with _halt_transaction():
+    with transaction.atomic():
         row = _locked(scope)
         if SEVERITY[row.state] > SEVERITY[to_state]:
             raise InvalidTransition(
@@ -277,45 +275,6 @@ def approve_resume(request_id: int, *, approver: Actor, source: str = "manual") 
         request.event = result.event
         request.save(update_fields=["event"])
     return result
-
-
-# How often a halt on SQLite tries for the write lock while trades hold it.
-_HALT_POLL_SECONDS = 0.001
-
-
-@contextlib.contextmanager
-def _halt_transaction():
-    """transaction.atomic(), taking SQLite's write lock as soon as it is free.
-
-    SQLite has no queue of waiting writers: its busy handler sleeps 1, 2, 5 ... up to
-    100 ms between tries, so the writer that has waited longest polls least often, and
-    under steady trading a halt waited over a second at p99 (P4 in docs/benchmarks.md).
-    A halt polls every millisecond instead, up to the connection's busy timeout. Postgres
-    queues lock waiters fairly and needs none of this.
-    """
-    if connection.vendor != "sqlite" or connection.in_atomic_block:
-        with transaction.atomic():
-            yield
-        return
-    timeout = float(connection.settings_dict["OPTIONS"].get("timeout", 5))
-    deadline = time.monotonic() + timeout
-    with contextlib.ExitStack() as stack:
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA busy_timeout = 0")
-            try:
-                while True:
-                    try:
-                        # BEGIN IMMEDIATE: with no busy timeout, fails at once while
-                        # another writer holds the lock.
-                        stack.enter_context(transaction.atomic())
-                        break
-                    except OperationalError as exc:
-                        if "locked" not in str(exc) or time.monotonic() >= deadline:
-                            raise
-                        time.sleep(_HALT_POLL_SECONDS)
-            finally:
-                cursor.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        yield
 
 
 def _clean(scope: str, reason: str, source: str) -> tuple[str, str, str]:
