@@ -21,6 +21,8 @@ import requests
 from _servers import ROOT, execute, fresh_database, gunicorn
 from scrape_cost import LOAD
 
+from ops.tests.processes import log_in
+
 PAGES = {"admin trade list": "/admin/ops/trade/", "console": "/"}
 USERNAME, PASSWORD = "bench-ops", "bench-password-p6"
 CREATE_USER = f"""
@@ -42,24 +44,6 @@ def create_user(url: str) -> None:
     )
     if done.returncode:
         raise SystemExit(f"creating the bench user failed:\n{done.stderr}")
-
-
-def logged_in(url: str) -> requests.Session:
-    session = requests.Session()
-    session.get(f"{url}/admin/login/", timeout=30).raise_for_status()
-    answer = session.post(
-        f"{url}/admin/login/",
-        data={
-            "username": USERNAME,
-            "password": PASSWORD,
-            "csrfmiddlewaretoken": session.cookies["csrftoken"],
-            "next": "/admin/",
-        },
-        timeout=30,
-    )
-    if answer.url != f"{url}/admin/":
-        raise SystemExit(f"login to {url} failed: {answer.status_code}")
-    return session
 
 
 def timed_get(session: requests.Session, url: str) -> float:
@@ -91,7 +75,9 @@ def main() -> None:
             print(f"loaded {sizes[key]:>9,} trades in {time.perf_counter() - started:5.1f}s")
         with gunicorn(small, **SERVER_ENV) as small_url, gunicorn(large, **SERVER_ENV) as large_url:
             servers = {"1k": small_url, "1M": large_url}
-            sessions = {key: logged_in(url) for key, url in servers.items()}
+            sessions = {
+                key: log_in(url, USERNAME, PASSWORD, next_path="/admin/") for key, url in servers.items()
+            }
             times = {(page, key): [] for page in PAGES for key in servers}
             for path in PAGES.values():  # warm connections, caches and templates
                 for key, url in servers.items():

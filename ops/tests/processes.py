@@ -82,3 +82,32 @@ def wait_until_ready(
             last = f"{type(exc).__name__}: {exc}"
         time.sleep(0.2)
     raise NotReady(f"{url} did not answer {expect} within {within:g}s (last: {last})")
+
+
+def log_in(url: str, username: str, password: str, *, next_path: str = "/") -> requests.Session:
+    """A session logged in through the admin's login form, as a person's browser would.
+
+    Raises NotLoggedIn unless the form answers with the redirect to `next_path`.
+    """
+    session = requests.Session()
+    login = f"{url}/admin/login/"
+    session.get(login, params={"next": next_path}, timeout=30).raise_for_status()
+    answer = session.post(
+        login,
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            "next": next_path,
+        },
+        headers={"Referer": login},
+        allow_redirects=False,
+        timeout=30,
+    )
+    if answer.status_code != 302 or answer.headers.get("Location") != next_path:
+        raise NotLoggedIn(f"login of {username} at {url}: HTTP {answer.status_code}\n{answer.text[:2000]}")
+    return session
+
+
+class NotLoggedIn(Exception):
+    pass

@@ -34,7 +34,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import require_service
 from ops.tests.private_services import PrivatePostgres, PrivateRedis, ServiceUnavailable
-from ops.tests.processes import ROOT, NotReady, free_port, start_process, stop_process, wait_until_ready
+from ops.tests.processes import (
+    ROOT,
+    NotReady,
+    free_port,
+    log_in,
+    start_process,
+    stop_process,
+    wait_until_ready,
+)
 
 WORKERS = 2
 DATABASE = "investiq"
@@ -231,21 +239,6 @@ def _manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def _log_in(url: str, username: str, password: str) -> requests.Session:
-    session = requests.Session()
-    page = session.get(f"{url}/admin/login/", params={"next": "/"}, timeout=30)
-    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
-    answer = session.post(
-        f"{url}/admin/login/?next=/",
-        data={"csrfmiddlewaretoken": csrf, "username": username, "password": password, "next": "/"},
-        headers={"Referer": f"{url}/admin/login/"},
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert answer.status_code == 302, answer.text[:2000]
-    return session
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     # A service test: it runs in CI's services pass, skips on the newcomer path.
@@ -313,7 +306,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             gunicorn=gunicorn,
             log=log,
             token=token,
-            console=_log_in(url, "sam", password),
+            console=log_in(url, "sam", password),
         )
         wait_for("both workers", stack.all_workers_up)
         yield stack

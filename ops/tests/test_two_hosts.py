@@ -23,7 +23,7 @@ from ops.api.models import ApiClient
 from ops.health.models import DependencyStatus, Health
 from ops.monitoring.metrics import COLLECTED
 from ops.tests.conftest import database_url, make_user, trade_payload
-from ops.tests.processes import NotReady, free_port, start_process, stop_process, wait_until_ready
+from ops.tests.processes import NotReady, free_port, log_in, start_process, stop_process, wait_until_ready
 from ops.trading import service
 from ops.trading.models import TradingEvent
 
@@ -108,20 +108,7 @@ def database_backed(samples: dict[tuple[str, tuple], float]) -> dict[tuple[str, 
 
 def console_session(host: Host, username: str) -> tuple[requests.Session, str]:
     """Log in through the admin's login page, as a person would; returns the CSRF token."""
-    session = requests.Session()
-    login = f"{host.url}/admin/login/"
-    session.get(login, timeout=10).raise_for_status()
-    answer = session.post(
-        login,
-        data={
-            "username": username,
-            "password": PASSWORD,
-            "csrfmiddlewaretoken": session.cookies["csrftoken"],
-            "next": "/",
-        },
-        timeout=10,
-    )
-    assert answer.status_code == 200 and answer.url == f"{host.url}/", answer.text[-500:]
+    session = log_in(host.url, username, PASSWORD)
     page = session.get(f"{host.url}/", timeout=10)
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
     assert csrf, "the console page carries the CSRF token of its forms"
