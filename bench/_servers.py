@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -79,3 +80,21 @@ def gunicorn(database: str, workers: int = 1, **env: str) -> Iterator[str]:
             yield url
         finally:
             stop_process(server)
+
+
+def instructions(script: str, args: list[str], env: dict[str, str]) -> int:
+    """Instructions that `python script *args` executes under callgrind (valgrind).
+
+    Repeatable where wall-clock time on these shared machines is not. Each run gets its
+    own prometheus_client multiprocess folder and the same hash seed (dict layouts, and
+    so instruction counts, then repeat).
+    """
+    with tempfile.TemporaryDirectory() as multiproc:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, script, *args],
+            env={**env, "PROMETHEUS_MULTIPROC_DIR": multiproc, "PYTHONHASHSEED": "0"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
+    return int(re.search(r"Collected : (\d+)", out).group(1))

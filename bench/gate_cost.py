@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _servers import ROOT, execute, fresh_database, gunicorn
+from _servers import ROOT, execute, fresh_database, gunicorn, instructions
 
 TOKEN = "iq_bench-token-not-secret"  # noqa: S105 - a throwaway database
 GATE = "/api/v1/trades"
@@ -139,29 +139,6 @@ def serve(database: str, path: str, requests: int) -> None:
     assert all(status.startswith("201") for status in statuses), set(statuses)
 
 
-def instructions(database: str, path: str, requests: int) -> int:
-    with tempfile.TemporaryDirectory() as multiproc:
-        out = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--callgrind-out-file=/dev/null",
-                sys.executable,
-                __file__,
-                "--serve",
-                database,
-                path,
-                str(requests),
-            ],
-            # Same hash seed every run: dict layouts, and so instruction counts, repeat.
-            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": multiproc, "PYTHONHASHSEED": "0"},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stderr
-    return int(re.search(r"Collected : (\d+)", out).group(1))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=8)
@@ -203,7 +180,10 @@ def main() -> None:
         if args.callgrind:
             per_request = {}
             for name, path in (("gate", GATE), ("bare", BARE)):
-                per_request[name] = (instructions(db, path, 250) - instructions(db, path, 50)) / 200
+                per_request[name] = (
+                    instructions(__file__, ["--serve", db, path, "250"], dict(os.environ))
+                    - instructions(__file__, ["--serve", db, path, "50"], dict(os.environ))
+                ) / 200
                 print(f"{name:>5}: {per_request[name]:>12,.0f} instructions/request (web process)")
             implied = per_request["bare"] / per_request["gate"]
             print(f"implied ratio gate / bare = {implied:.3f} (CPU of the web process only)")

@@ -21,13 +21,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _servers import ROOT, instructions
+
 TOKEN = "iq_bench-token-not-secret"  # noqa: S105 - a throwaway database
 OURS = ("ops.monitoring.middleware.RejectUnknownMethods", "ops.monitoring.middleware.MetricsMiddleware")
 THEIRS = ("ops.monitoring.middleware.PrometheusAfterMiddleware",)
@@ -82,27 +81,6 @@ def serve(requests: int, variant: str) -> None:
     assert all(status.startswith("200") for status in statuses), set(statuses)
 
 
-def instructions(requests: int, variant: str, env: dict[str, str]) -> int:
-    with tempfile.TemporaryDirectory() as multiproc:
-        out = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--callgrind-out-file=/dev/null",
-                sys.executable,
-                __file__,
-                "--serve",
-                str(requests),
-                variant,
-            ],
-            env={**env, "PROMETHEUS_MULTIPROC_DIR": multiproc},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stderr
-    return int(re.search(r"Collected : (\d+)", out).group(1))
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {
@@ -113,8 +91,6 @@ def main() -> None:
             "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
             "LOG_LEVEL": "ERROR",
             "METRICS_MIDDLEWARE": "true",
-            # Same hash seed every run: dict layouts, and so instruction counts, repeat.
-            "PYTHONHASHSEED": "0",
             # One connection for the whole run: under valgrind (~50x slower, more on a
             # busy machine) the default 60 s would reconnect a wall-clock-dependent
             # number of times per run, which is noise in a per-request count.
@@ -123,7 +99,10 @@ def main() -> None:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
         per_request = {}
         for name in VARIANTS:
-            per_request[name] = (instructions(250, name, env) - instructions(50, name, env)) / 200
+            per_request[name] = (
+                instructions(__file__, ["--serve", "250", name], env)
+                - instructions(__file__, ["--serve", "50", name], env)
+            ) / 200
             print(f"{name:>24}: {per_request[name]:>12,.0f} instructions/request")
     base = per_request["none"]
     for name in VARIANTS[1:]:
