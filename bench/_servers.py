@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -98,3 +100,51 @@ def instructions(script: str, args: list[str], env: dict[str, str]) -> int:
             check=True,
         ).stderr
     return int(re.search(r"Collected : (\d+)", out).group(1))
+
+
+def wrk(url: str, seconds: int, *options: str, script_args: tuple[str, ...] = ()) -> float:
+    """Requests per second that wrk gets from `url`.
+
+    One wrk thread and 4 connections against one gunicorn worker: each gets one of the
+    two cores, so what is measured is the server, not its fight with the load generator.
+    A non-2xx answer aborts the run: a server that refuses is fast for the wrong reason.
+    """
+    out = subprocess.run(
+        ["wrk", "-t1", "-c4", f"-d{seconds}s", *options, url, *(("--", *script_args) if script_args else ())],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(out)
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def side_by_side(measure: Callable[[str, int], float], first: str, second: str, rounds: int) -> float:
+    """measure(name, round) for both, in alternating order; prints them and returns the
+    median of the per-round ratios first / second.
+
+    Each round's pair runs back to back under the same load, so the per-round ratio
+    cancels most of the machine's drift; its median is the figure to compare.
+    """
+    results: dict[str, list[float]] = {first: [], second: []}
+    for round_ in range(rounds):
+        # Alternate which goes first, so neither always gets the quieter slot.
+        for name in (first, second) if round_ % 2 == 0 else (second, first):
+            results[name].append(measure(name, round_))
+    for name, values in results.items():
+        rounds_text = ", ".join(f"{v:.0f}" for v in values)
+        print(f"{name:>8}: median {statistics.median(values):7.1f} req/s  rounds {rounds_text}")
+    ratios = [a / b for a, b in zip(results[first], results[second], strict=True)]
+    print(f"per-round ratios: {', '.join(f'{r:.3f}' for r in ratios)}")
+    return statistics.median(ratios)
+
+
+def add_api_token(database: str, token: str) -> None:
+    """An API client for `token` with every scope, written straight into `database`."""
+    execute(
+        database,
+        "INSERT INTO ops_apiclient (name, token_hash, token_hint, is_active, scopes, created_at) "
+        "VALUES ('bench', %s, 'iq_bench', true, 'trades,analyses,status', now())",
+        (hashlib.sha256(token.encode()).hexdigest(),),
+    )

@@ -16,18 +16,15 @@ but blind to the time spent waiting on Postgres). Targets: ratio >= 0.6, <= 6 st
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import os
-import re
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _servers import ROOT, execute, fresh_database, gunicorn, instructions
+from _servers import ROOT, add_api_token, fresh_database, gunicorn, instructions, side_by_side, wrk
 
 TOKEN = "iq_bench-token-not-secret"  # noqa: S105 - a throwaway database
 GATE = "/api/v1/trades"
@@ -61,31 +58,8 @@ def order(client_order_id: str) -> bytes:
 
 
 def rps(url: str, seconds: int, script: str, prefix: str) -> float:
-    # One wrk thread and one gunicorn worker: the server is measured, not its fight
-    # with the load generator (as bench/metrics_overhead.py).
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            "-c4",
-            f"-d{seconds}s",
-            "-s",
-            script,
-            "-H",
-            f"Authorization: Bearer {TOKEN}",
-            "-H",
-            "Content-Type: application/json",
-            url,
-            "--",
-            prefix,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(out)
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    headers = ("-H", f"Authorization: Bearer {TOKEN}", "-H", "Content-Type: application/json")
+    return wrk(url, seconds, "-s", script, *headers, script_args=(prefix,))
 
 
 def setup_django(database: str) -> None:
@@ -147,12 +121,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with fresh_database("investiq_bench_gate") as db, tempfile.TemporaryDirectory() as tmp:
-        execute(
-            db,
-            "INSERT INTO ops_apiclient (name, token_hash, token_hint, is_active, scopes, created_at) "
-            "VALUES ('bench', %s, 'iq_bench', true, 'trades,analyses,status', now())",
-            (hashlib.sha256(TOKEN.encode()).hexdigest(),),
-        )
+        add_api_token(db, TOKEN)
         subprocess.run([sys.executable, __file__, "--count", db], check=True)
         script = Path(tmp, "orders.lua")
         script.write_text(WRK_SCRIPT)
@@ -160,22 +129,13 @@ def main() -> None:
             urls = {"gate": url + GATE, "bare": url + BARE}
             for name, target in urls.items():
                 rps(target, 1, str(script), f"warm-{name}")
-            results: dict[str, list[float]] = {"gate": [], "bare": []}
-            for round_ in range(args.rounds):
-                # Alternate which goes first, so neither always gets the quieter slot.
-                names = ["gate", "bare"] if round_ % 2 == 0 else ["bare", "gate"]
-                for name in names:
-                    results[name].append(rps(urls[name], args.seconds, str(script), f"r{round_}-{name}"))
-        for name, values in results.items():
-            print(
-                f"{name:>5}: median {statistics.median(values):7.1f} req/s  "
-                f"rounds {', '.join(f'{v:.0f}' for v in values)}"
+            ratio = side_by_side(
+                lambda name, round_: rps(urls[name], args.seconds, str(script), f"r{round_}-{name}"),
+                "gate",
+                "bare",
+                args.rounds,
             )
-        # Each round's pair ran back to back under the same load: the per-round ratio
-        # cancels most of the machine's drift, and its median is the figure to compare.
-        ratios = [g / b for g, b in zip(results["gate"], results["bare"], strict=True)]
-        print(f"per-round ratios: {', '.join(f'{r:.3f}' for r in ratios)}")
-        print(f"ratio gate / bare = {statistics.median(ratios):.3f} (median of rounds)   (target >= 0.6)")
+        print(f"ratio gate / bare = {ratio:.3f} (median of rounds)   (target >= 0.6)")
 
         if args.callgrind:
             per_request = {}
