@@ -53,6 +53,10 @@ def log_in(page: Page, live_server, username: str) -> Page:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_test_id("global-state")).to_be_visible()
+    # The console's markup is visible before its stylesheet has loaded; anything that
+    # measures the layout needs the load event (without it a loaded machine measured the
+    # unstyled page: 381 px wide at 375).
+    page.wait_for_load_state("load")
     return page
 
 
@@ -210,6 +214,15 @@ def test_the_page_fits_a_phone_and_every_form_works_without_javascript(browser: 
     context = browser.new_context(viewport={"width": 375, "height": 800}, java_script_enabled=False)
     try:
         page = log_in(context.new_page(), live_server, "otto")
+        styled = page.evaluate(
+            """() => [...document.styleSheets].some(sheet => {
+                // A sheet that failed to load throws on cssRules.
+                try { return sheet.href.endsWith('/console.css') && sheet.cssRules.length > 0; }
+                catch { return false; }
+            })"""
+        )
+        # Unstyled, the page is 381 px wide: the measurement must be of the styled page.
+        assert styled, "the console's stylesheet is not applied"
         wide = page.evaluate(
             "() => [...document.querySelectorAll('*')]"
             ".filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth - 1)"
