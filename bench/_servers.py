@@ -32,7 +32,12 @@ def database_url(name: str) -> str:
 
 @contextlib.contextmanager
 def fresh_database(name: str) -> Iterator[str]:
-    """A migrated, empty database, dropped afterwards."""
+    """A migrated, empty database, dropped afterwards.
+
+    The process id makes the name this run's own: the first thing done is a forced drop,
+    which must never end somebody else's benchmark on the same server.
+    """
+    name = f"{name}_{os.getpid()}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
