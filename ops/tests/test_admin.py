@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from ops import admin_dates
 from ops.api.models import ApiClient
+from ops.health.models import DependencyCheck, Health
 from ops.records.intake import TradeOrder
 from ops.records.models import Analysis, Trade
 
@@ -225,6 +226,21 @@ def test_the_analysis_changelist_probes_its_date_hierarchy_too(admin_client_logg
         page = admin_client_logged_in.get("/admin/ops/analysis/").content.decode()
     assert [q["sql"] for q in captured.captured_queries if "DISTINCT" in q["sql"].upper()] == []
     assert "analyzed_at__day=1" in page and "analyzed_at__day=2" in page
+
+
+def test_the_dependency_history_probes_its_date_hierarchy_too(admin_client_logged_in):
+    for day in (1, 2):
+        DependencyCheck.objects.create(
+            name="alpaca", status=Health.UP, latency_ms=3, checked_at=datetime(2026, 3, day, tzinfo=UTC)
+        )
+    with CaptureQueriesContext(connection) as captured:
+        page = admin_client_logged_in.get("/admin/ops/dependencycheck/").content.decode()
+    assert [q["sql"] for q in captured.captured_queries if "DISTINCT" in q["sql"].upper()] == []
+    assert "checked_at__day=1" in page and "checked_at__day=2" in page
+    assert "?name__exact=ml_service" in page  # every dependency, from the probes, not a scan
+    for name, count in (("alpaca", 2), ("redis", 0)):
+        filtered = admin_client_logged_in.get(f"/admin/ops/dependencycheck/?name__exact={name}")
+        assert filtered.context["cl"].result_count == count
 
 
 def test_search_is_an_exact_symbol_or_order_id_match(admin_client_logged_in):
