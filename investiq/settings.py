@@ -191,9 +191,12 @@ else:
     # small packet each way per idle connection every 5 s is the whole cost. libpq's own
     # default is keepalives on with the kernel's timings: a first probe after 2 hours.
     _postgres.setdefault("keepalives", int(env.bool("DB_KEEPALIVES", default=True)))
-    _postgres.setdefault("keepalives_idle", env.int("DB_KEEPALIVES_IDLE", default=5))
-    _postgres.setdefault("keepalives_interval", env.int("DB_KEEPALIVES_INTERVAL", default=5))
-    _postgres.setdefault("keepalives_count", env.int("DB_KEEPALIVES_COUNT", default=3))
+    for _name, _default in (("idle", 5), ("interval", 5), ("count", 3)):
+        # 0 means the kernel's value. libpq documents 0 so, but passes it on to
+        # setsockopt(), which Linux refuses: every connection would fail with
+        # "setsockopt(TCP_KEEPIDLE) failed: Invalid argument". Unset, libpq leaves it alone.
+        if _value := env.int(f"DB_KEEPALIVES_{_name.upper()}", default=_default):
+            _postgres.setdefault(f"keepalives_{_name}", _value)
     # A known limit, left as it is: a Postgres that is frozen but whose host still runs
     # (its processes SIGSTOPped, say). That host's kernel acknowledges every packet and
     # probe, so no TCP guard fires, and statement_timeout is the frozen server's own

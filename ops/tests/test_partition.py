@@ -39,6 +39,7 @@ from django.conf import settings
 from django.db import connection
 
 from conftest import require_service
+from ops.tests.conftest import database_url
 from ops.tests.private_network import NetworkUnavailable, PrivateNetwork
 from ops.tests.private_services import PrivatePostgres, PrivateRedis, ServiceUnavailable
 from ops.tests.processes import (
@@ -248,6 +249,38 @@ def test_every_postgres_connection_carries_the_tcp_guards(postgres):
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == options["keepalives_interval"]
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == options["keepalives_count"]
     assert options["tcp_user_timeout"] > 0
+
+
+KEEPIDLE_OF_A_CONNECTION = """
+import os, socket, django
+django.setup()
+from django.db import connection
+connection.ensure_connection()
+with socket.socket(fileno=os.dup(connection.connection.pgconn.socket)) as sock:
+    print(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE))
+"""
+
+
+def test_a_zero_keepalive_setting_means_the_kernels_value_not_a_failed_connection(postgres):
+    # libpq would hand 0 to setsockopt(), which Linux refuses: settings leave it unset.
+    host = connection.settings_dict["HOST"]
+    require_service(bool(host) and not host.startswith("/"), "DATABASE_URL connects over a Unix socket")
+    zeros = {"DB_KEEPALIVES_IDLE": "0", "DB_KEEPALIVES_INTERVAL": "0", "DB_KEEPALIVES_COUNT": "0"}
+    result = subprocess.run(
+        [sys.executable, "-c", KEEPIDLE_OF_A_CONNECTION],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "investiq.settings",
+            "DATABASE_URL": database_url(),
+            **zeros,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == int(Path("/proc/sys/net/ipv4/tcp_keepalive_time").read_text())
 
 
 def test_during_a_partition_everything_answers_503_in_seconds_and_the_same_workers_serve_after_it(up):
