@@ -200,7 +200,8 @@ else:
     # A known limit, left as it is: a Postgres that is frozen but whose host still runs
     # (its processes SIGSTOPped, say). That host's kernel acknowledges every packet and
     # probe, so no TCP guard fires, and statement_timeout is the frozen server's own
-    # timer: a query on an open connection waits until gunicorn kills the worker.
+    # timer: a query on an open connection waits until gunicorn kills the worker. (A
+    # frozen postmaster alone stalls only new connections, which connect_timeout ends.)
 
 # Per-process cache, wrapped by django-prometheus for the django_cache_* families.
 # Nothing shared lives in it: halts and health are in Postgres by design.
