@@ -170,6 +170,9 @@ def stack(tmp_path_factory) -> Iterator[PartitionStack]:
             "METRICS_TOKEN": "",
             "SESSION_COOKIE_SECURE": "false",
             "CSRF_COOKIE_SECURE": "false",
+            # The in-flight test holds the gate's call on a row lock for seconds: the
+            # server's own statement_timeout must not end it before the partition does.
+            "DB_STATEMENT_TIMEOUT_MS": "60000",
             **GUARDS,
         }
         manage_env = {**os.environ, **env}
