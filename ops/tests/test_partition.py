@@ -2,8 +2,8 @@
 
 A private Postgres cluster runs in a network namespace of its own, listening on its side
 of a veth pair (ops/tests/private_network.py); gunicorn runs here, in ours, with
-DATABASE_URL pointing across. The partition drops every packet on both ends of the pair,
-silently, as a dead host or a lost route does: no RST, no ICMP. Postgres keeps running
+DATABASE_URL pointing across. The partition loses every packet both ways, silently, as
+a dead host or a lost route does: no RST, no ICMP. Postgres keeps running
 and never hears of it; only the TCP guards that settings.py gives libpq
 (tcp_user_timeout, keepalives) can end a web worker's wait.
 
@@ -64,7 +64,8 @@ from ops.tests.test_faults import (
     wait_for,
 )
 
-# Short enough that the test takes seconds, long enough for a loaded CI machine's loopback.
+# Short, so the test takes seconds; still far above a veth round trip on a loaded machine,
+# so no healthy connection trips them.
 GUARDS = {
     "DB_TCP_USER_TIMEOUT_MS": "2000",
     "DB_KEEPALIVES_IDLE": "1",
