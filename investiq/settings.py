@@ -153,11 +153,55 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # as gunicorn or a Celery worker that needs the same data) cannot work with it.
     DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(VAR_DIR / "test-investiq.sqlite3"))
 else:
+    _postgres = DATABASES["default"].setdefault("OPTIONS", {})
     # A stuck query must not hold a gunicorn worker (or the trade gate) forever.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+    _postgres.setdefault(
         "options", f"-c statement_timeout={env.int('DB_STATEMENT_TIMEOUT_MS', default=5000)}"
     )
-    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
+    # libpq: seconds per address tried (whole seconds, at least 2).
+    _postgres.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
+    # A server that vanishes from the network (a partition, a dead host, a failover whose
+    # old address goes silent: packets dropped, no reset) answers nothing: statement_timeout
+    # is the server's own timer and cannot end the wait, and libpq has no read timeout, so
+    # a request would hold its worker until gunicorn kills it (the kernel itself gives up
+    # only after ~15 minutes of retransmissions). These libpq parameters hand the wait to
+    # the kernel, which aborts the connection; the query fails with OperationalError (no
+    # SQLSTATE, "Connection timed out"), so the gate answers 503 trading_state_unavailable
+    # and the console its outage page, and CONN_HEALTH_CHECKS replaces the dead connection
+    # once the network is back. libpq ignores them on a Unix socket.
+    #
+    # tcp_user_timeout, in ms: data sent and not acknowledged for this long aborts the
+    # connection (TCP_USER_TIMEOUT). It never cuts a slow query short: the server's kernel
+    # acknowledges the query at once, and statement_timeout governs the rest. 10 s: the
+    # worst case of a request against a vanished host is this plus one connect_timeout for
+    # the reconnect (~13 s), well under gunicorn's 30 s worker timeout, so the client gets
+    # the 503 rather than a killed worker; and it outlasts the ~6 s that five successive
+    # retransmissions of one segment take (200 ms minimum RTO, doubling), so a lossy but
+    # live network keeps its connections. 0 leaves it to the kernel (the ~15 minutes).
+    _postgres.setdefault("tcp_user_timeout", env.int("DB_TCP_USER_TIMEOUT_MS", default=10_000))
+    # Keepalives cover what tcp_user_timeout cannot see: nothing is unacknowledged while a
+    # request waits for a result, or while a worker's pooled connection (CONN_MAX_AGE)
+    # sits idle. After keepalives_idle seconds of silence the kernel sends a probe, then
+    # one every keepalives_interval seconds; keepalives_count probes lost and the
+    # connection is dead (5 + 3 x 5 = 20 s). On Linux a set tcp_user_timeout takes over
+    # that decision: the connection dies once it has been silent for tcp_user_timeout
+    # with a probe unanswered (~10 s with these defaults). So an idle pooled connection to
+    # a vanished host is closed before a request reuses it, and that request pays only the
+    # reconnect. A live server's kernel answers every probe, however busy the server: one
+    # small packet each way per idle connection every 5 s is the whole cost. libpq's own
+    # default is keepalives on with the kernel's timings: a first probe after 2 hours.
+    _postgres.setdefault("keepalives", int(env.bool("DB_KEEPALIVES", default=True)))
+    for _name, _default in (("idle", 5), ("interval", 5), ("count", 3)):
+        # 0 means the kernel's value. libpq documents 0 so, but passes it on to
+        # setsockopt(), which Linux refuses: every connection would fail with
+        # "setsockopt(TCP_KEEPIDLE) failed: Invalid argument". Unset, libpq leaves it alone.
+        if _value := env.int(f"DB_KEEPALIVES_{_name.upper()}", default=_default):
+            _postgres.setdefault(f"keepalives_{_name}", _value)
+    # A known limit, left as it is: a Postgres that is frozen but whose host still runs
+    # (its processes SIGSTOPped, say). That host's kernel acknowledges every packet and
+    # probe, so no TCP guard fires, and statement_timeout is the frozen server's own
+    # timer: a query on an open connection waits until gunicorn kills the worker. (A
+    # frozen postmaster alone stalls only new connections, which connect_timeout ends.)
 
 # Per-process cache, wrapped by django-prometheus for the django_cache_* families.
 # Nothing shared lives in it: halts and health are in Postgres by design.

@@ -56,15 +56,21 @@ def _as_cluster_owner(args: list[str]) -> list[str]:
 
 
 class PrivatePostgres:
-    """One throw-away cluster: trust auth, loopback only, no durability (fsync off).
+    """One throw-away cluster: trust auth, one listen address (the loopback unless told),
+    no durability (fsync off).
 
     The data directory is a private temporary folder rather than a pytest tmp dir: as
     root the cluster runs as the postgres account, which cannot enter pytest's
     root-only (0700) base folder. remove() deletes it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", prefix: tuple[str, ...] = ()) -> None:
+        """`host`: the one address it listens on; `prefix`: a command every pg_ctl/initdb
+        call runs under, e.g. ("ip", "netns", "exec", NAME) for a cluster in a network
+        namespace of its own (ops/tests/test_partition.py)."""
         self.bin = postgres_bin_dir()
+        self.host = host
+        self.prefix = prefix
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="investiq-private-pg-"))
         self.data = self.root / "data"
@@ -85,10 +91,15 @@ class PrivatePostgres:
         except BaseException:
             shutil.rmtree(self.root, ignore_errors=True)
             raise
+        if host != "127.0.0.1":
+            # initdb trusts the loopback only; the clients of another address are on its
+            # own subnet (the other end of a test's veth pair).
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all samenet trust\n")
 
     def _run(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            _as_cluster_owner([str(arg) for arg in args]),
+            [*self.prefix, *_as_cluster_owner([str(arg) for arg in args])],
             capture_output=True,
             text=True,
             timeout=120,  # only so a wedged pg_ctl cannot hang the suite
@@ -101,7 +112,7 @@ class PrivatePostgres:
         """Start and wait until it accepts connections (pg_ctl -w), on the same port each time."""
         options = " ".join(
             [
-                "-c listen_addresses=127.0.0.1",
+                f"-c listen_addresses={self.host}",
                 f"-p {self.port}",
                 # The socket in our own folder: never next to the shared server's in /run.
                 f"-c unix_socket_directories={self.root}",
@@ -145,7 +156,7 @@ class PrivatePostgres:
         return self._run(self.bin / "pg_ctl", "-D", self.data, "status", check=False).returncode == 0
 
     def url(self, database: str) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgres://postgres@{self.host}:{self.port}/{database}"
 
     def log_tail(self, chars: int = 3000) -> str:
         try:

@@ -1,0 +1,422 @@
+"""A network partition between the web servers and Postgres, with real processes.
+
+A private Postgres cluster runs in a network namespace of its own, listening on its side
+of a veth pair (ops/tests/private_network.py); gunicorn runs here, in ours, with
+DATABASE_URL pointing across. The partition loses every packet both ways, silently, as
+a dead host or a lost route does: no RST, no ICMP. Postgres keeps running
+and never hears of it; only the TCP guards that settings.py gives libpq
+(tcp_user_timeout, keepalives) can end a web worker's wait.
+
+The guards are short here (2 s) and gunicorn's timeout long (60 s): with the guards each
+request gets its 503 within seconds; without them it would wait until gunicorn killed its
+worker, which shows as a lost answer and as changed worker pids. Nothing here asserts a
+duration: the time to each answer is printed (pytest -s), and every wait's deadline only
+guards against a hang.
+
+The test reads and locks rows over the cluster's Unix socket, which the partition of the
+veth pair does not touch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from django.conf import settings
+from django.db import connection
+
+from conftest import require_service
+from ops.tests.conftest import database_url
+from ops.tests.private_network import NetworkUnavailable, PrivateNetwork
+from ops.tests.private_services import PrivatePostgres, PrivateRedis, ServiceUnavailable
+from ops.tests.processes import (
+    ROOT,
+    NotReady,
+    free_port,
+    log_in,
+    start_process,
+    stop_process,
+    wait_until_ready,
+)
+from ops.tests.test_faults import (
+    ACCESS_LOG_FORMAT,
+    DATABASE,
+    PASSWORD_LINE,
+    WORKERS,
+    Answer,
+    Stack,
+    _manage,
+    assert_trading_state_unavailable,
+    scrape,
+    wait_for,
+)
+
+# Short, so the test takes seconds; still far above a veth round trip on a loaded machine,
+# so no healthy connection trips them.
+GUARDS = {
+    "DB_TCP_USER_TIMEOUT_MS": "2000",
+    "DB_KEEPALIVES_IDLE": "1",
+    "DB_KEEPALIVES_INTERVAL": "1",
+    "DB_KEEPALIVES_COUNT": "2",
+    "DB_CONNECT_TIMEOUT": "2",  # libpq's minimum
+}
+GUNICORN_TIMEOUT = 60
+TCP_ESTABLISHED = "01"
+
+
+@contextlib.contextmanager
+def timed(what: str) -> Iterator[None]:
+    """Print (never assert) how long the block took: the figures for the README and review."""
+    started = time.monotonic()
+    yield
+    print(f"partition: {what}: {time.monotonic() - started:.2f}s")
+
+
+@dataclass
+class PartitionStack(Stack):
+    network: PrivateNetwork
+    env: dict[str, str]
+
+    def local(self, **kwargs) -> psycopg.Connection:
+        """A connection over the cluster's Unix socket, which the partition does not cut."""
+        return psycopg.connect(
+            host=str(self.postgres.root),
+            port=self.postgres.port,
+            user="postgres",
+            dbname=DATABASE,
+            connect_timeout=10,
+            **kwargs,
+        )
+
+    def sql(self, query: str, *params) -> list[tuple]:
+        with self.local(autocommit=True) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def books(self) -> tuple[list[tuple], list[tuple]]:
+        """Every trade and position row, to compare before and after."""
+        trades = self.sql(
+            "SELECT id, client_order_id, side, quantity, price, strategy, symbol FROM ops_trade ORDER BY id"
+        )
+        positions = self.sql("SELECT strategy, symbol, quantity FROM ops_position ORDER BY strategy, symbol")
+        return trades, positions
+
+    def established(self) -> int:
+        """Connections from this namespace to the cluster that the kernel holds open:
+        the web workers' pooled connections (the test's own go over the Unix socket)."""
+        address = socket.inet_aton(self.network.inner_address)[::-1].hex().upper()
+        remote = f"{address}:{self.postgres.port:04X}"
+        rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        return sum(1 for row in rows if row[2] == remote and row[3] == TCP_ESTABLISHED)
+
+    def check_dependencies(self) -> subprocess.CompletedProcess:
+        """`manage.py check_dependencies`, as on-call would run it on a web host."""
+        return subprocess.run(
+            [sys.executable, "manage.py", "check_dependencies"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,  # only against a hang
+        )
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[PartitionStack]:
+    # A service test, like test_faults.py: it runs in CI's services pass.
+    require_service(
+        "postgresql" in settings.DATABASES["default"]["ENGINE"],
+        "partition tests run in the services pass (DATABASE_URL on Postgres)",
+    )
+    folder = tmp_path_factory.mktemp("partition")
+    network = postgres = redis = gunicorn = None
+    try:
+        try:
+            network = PrivateNetwork()
+            network.create()
+        except NetworkUnavailable as exc:
+            require_service(False, f"no private network to partition: {exc}")
+        try:
+            postgres = PrivatePostgres(host=network.inner_address, prefix=network.exec_prefix)
+        except ServiceUnavailable as exc:
+            require_service(False, f"no private Postgres cluster: {exc}")
+        postgres.start()
+        with psycopg.connect(postgres.url("postgres"), autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+        try:
+            redis = PrivateRedis(folder)
+        except ServiceUnavailable as exc:
+            require_service(False, f"no private Redis: {exc}")
+        redis.start()
+        port = free_port()
+        env = {
+            "DATABASE_URL": postgres.url(DATABASE),
+            "REDIS_URL": redis.url,
+            "CELERY_BROKER_URL": redis.url,
+            "SECRET_KEY": "partition-tests",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "INVESTIQ_VAR_DIR": str(folder / "var"),
+            "METRICS_TOKEN": "",
+            "SESSION_COOKIE_SECURE": "false",
+            "CSRF_COOKIE_SECURE": "false",
+            # The in-flight test holds the gate's call on a row lock for seconds: the
+            # server's own statement_timeout must not end it before the partition does.
+            "DB_STATEMENT_TIMEOUT_MS": "60000",
+            **GUARDS,
+        }
+        manage_env = {**os.environ, **env}
+        manage_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        _manage(manage_env, "migrate", "--noinput")
+        token = _manage(manage_env, "create_api_token", "partition-engine").strip()
+        created = _manage(manage_env, "ops_user", "sam", "--role", "supervisor", "--create")
+        password = PASSWORD_LINE.search(created)[1]
+
+        env |= {
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "WEB_CONCURRENCY": str(WORKERS),
+            "GUNICORN_TIMEOUT": str(GUNICORN_TIMEOUT),
+            "PROMETHEUS_MULTIPROC_DIR": str(folder / "multiproc"),
+            "GUNICORN_CMD_ARGS": f"--access-logformat '{ACCESS_LOG_FORMAT}'",
+        }
+        log = folder / "gunicorn.log"
+        gunicorn = start_process(["gunicorn", "investiq.wsgi", "-c", "gunicorn.conf.py"], env, log)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_ready(f"{url}/readyz", gunicorn)
+        except NotReady as exc:
+            pytest.fail(f"gunicorn did not start: {exc}\n{log.read_text()[-3000:]}")
+        stack = PartitionStack(
+            url=url,
+            port=port,
+            postgres=postgres,
+            redis=redis,
+            gunicorn=gunicorn,
+            log=log,
+            token=token,
+            console=log_in(url, "sam", password),
+            network=network,
+            env=manage_env,
+        )
+        wait_for("both workers", stack.all_workers_up)
+        yield stack
+    finally:
+        if gunicorn is not None:
+            stop_process(gunicorn)
+        if redis is not None:
+            redis.stop()
+        if postgres is not None:
+            postgres.remove()
+        if network is not None:
+            network.remove()
+
+
+@pytest.fixture
+def up(stack: PartitionStack, request) -> Iterator[PartitionStack]:
+    """Each test starts with the link whole and the app ready, and leaves them so."""
+    failed_before = request.session.testsfailed
+    try:
+        yield stack
+    finally:
+        if request.session.testsfailed > failed_before:
+            print(stack.logs())  # shown with the failure
+        if stack.network.is_cut:
+            stack.network.heal()
+        wait_until_ready(f"{stack.url}/readyz", stack.gunicorn)
+
+
+def ids(prefix: str, count: int = WORKERS) -> list[str]:
+    return [f"{prefix}-{uuid.uuid4().hex[:8]}" for _ in range(count)]
+
+
+def test_every_postgres_connection_carries_the_tcp_guards(postgres):
+    """The settings reach the kernel: libpq sets them on the socket of every connection."""
+    host = connection.settings_dict["HOST"]
+    require_service(bool(host) and not host.startswith("/"), "DATABASE_URL connects over a Unix socket")
+    options = settings.DATABASES["default"]["OPTIONS"]
+    connection.ensure_connection()
+    with socket.socket(fileno=os.dup(connection.connection.pgconn.socket)) as sock:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == options["tcp_user_timeout"]
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == options["keepalives"] == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == options["keepalives_idle"]
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == options["keepalives_interval"]
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == options["keepalives_count"]
+    assert options["tcp_user_timeout"] > 0
+
+
+KEEPIDLE_OF_A_CONNECTION = """
+import os, socket, django
+django.setup()
+from django.db import connection
+connection.ensure_connection()
+with socket.socket(fileno=os.dup(connection.connection.pgconn.socket)) as sock:
+    print(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE))
+"""
+
+
+def test_a_zero_keepalive_setting_means_the_kernels_value_not_a_failed_connection(postgres):
+    # libpq would hand 0 to setsockopt(), which Linux refuses: settings leave it unset.
+    host = connection.settings_dict["HOST"]
+    require_service(bool(host) and not host.startswith("/"), "DATABASE_URL connects over a Unix socket")
+    zeros = {"DB_KEEPALIVES_IDLE": "0", "DB_KEEPALIVES_INTERVAL": "0", "DB_KEEPALIVES_COUNT": "0"}
+    result = subprocess.run(
+        [sys.executable, "-c", KEEPIDLE_OF_A_CONNECTION],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "investiq.settings",
+            "DATABASE_URL": database_url(),
+            **zeros,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == int(Path("/proc/sys/net/ipv4/tcp_keepalive_time").read_text())
+
+
+def test_during_a_partition_everything_answers_503_in_seconds_and_the_same_workers_serve_after_it(up):
+    pids = up.worker_pids()
+    warm = ids("part-warm")
+    answers = up.on_every_worker("POST", "/api/v1/trades", [up.trade(i) for i in warm], "part-warm")
+    assert [a.status for a in answers] == [201] * WORKERS
+    books = up.books()
+
+    up.network.cut()
+    # Each worker's pooled connection was idle when the link went; the first bytes into
+    # the void are each request's CONN_HEALTH_CHECKS query (tcp_user_timeout ends it),
+    # then the reconnect (connect_timeout ends that).
+    refused = ids("part-cut")
+    with timed("gate POST /api/v1/trades, 503 on both workers"):
+        answers = up.on_every_worker("POST", "/api/v1/trades", [up.trade(i) for i in refused], "part-cut")
+    for answer in answers:
+        assert_trading_state_unavailable(answer)
+    with timed("GET /api/v1/trading/status, 503 on both workers"):
+        answers = up.on_every_worker(
+            "GET", "/api/v1/trading/status?symbol=AAPL", [None] * WORKERS, "part-status"
+        )
+    for answer in answers:
+        assert_trading_state_unavailable(answer)
+
+    assert up.get("/healthz").status_code == 200
+    with timed("/readyz 503"):
+        ready = up.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json() == {
+        "status": "unavailable",
+        "checks": {"database": "unreachable (OperationalError)", "broker": "ok"},
+    }
+    # The on-call's pages: the outage page, not a 500 and not a hang.
+    for path in ("/", "/admin/"):
+        with timed(f"{path} 503 outage page"):
+            page = up.console.get(f"{up.url}{path}", timeout=30)
+        assert page.status_code == 503 and "refuses every new trade" in page.text, path
+    with timed("/metrics"):
+        assert scrape(up)[("investiq_metrics_database_up", ())] == 0
+    with timed("manage.py check_dependencies"):
+        probed = up.check_dependencies()
+    assert probed.returncode == 1, probed.stdout + probed.stderr
+    assert re.search(r"^database\s+DOWN\b", probed.stdout, re.MULTILINE), probed.stdout
+
+    up.network.heal()
+    # No worker was killed for hanging; the same ones serve again, without a restart:
+    # CONN_HEALTH_CHECKS dropped each dead connection and each opens a new one.
+    assert up.worker_pids() == pids
+    assert up.books() == books  # nothing of the refused orders was written
+    after = ids("part-healed")
+    answers = up.on_every_worker("POST", "/api/v1/trades", [up.trade(i) for i in after], "part-healed")
+    assert [a.status for a in answers] == [201] * WORKERS, [a.body for a in answers]
+    assert up.get("/readyz").status_code == 200
+    assert up.console.get(f"{up.url}/", timeout=30).status_code == 200
+    assert up.worker_pids() == pids
+    assert up.recorded(warm + refused + after) == set(warm + after)
+    up.assert_books_balance()
+
+
+def test_an_idle_pooled_connection_is_found_dead_before_a_request_needs_it(up):
+    pids = up.worker_pids()
+    warm = up.on_every_worker("GET", "/api/v1/trading/status?symbol=AAPL", [None] * WORKERS, "idle-warm")
+    assert [a.status for a in warm] == [200] * WORKERS
+    wait_for("each worker's pooled connection", lambda: up.established() == WORKERS)
+
+    up.network.cut()
+    # Nobody sends anything: only keepalive probes can find these connections dead.
+    # Without them the kernel would hold them open for hours, and the wait below fails.
+    with timed("keepalive closed both idle pooled connections"):
+        wait_for("the kernel closed the idle pooled connections", lambda: up.established() == 0)
+    refused = ids("idle-cut")
+    with timed("gate 503 on both workers after the keepalive (the reconnect's connect_timeout)"):
+        answers = up.on_every_worker("POST", "/api/v1/trades", [up.trade(i) for i in refused], "idle-cut")
+    for answer in answers:
+        assert_trading_state_unavailable(answer)
+
+    up.network.heal()
+    after = ids("idle-healed")
+    answers = up.on_every_worker("POST", "/api/v1/trades", [up.trade(i) for i in after], "idle-healed")
+    assert [a.status for a in answers] == [201] * WORKERS, [a.body for a in answers]
+    assert up.worker_pids() == pids
+    assert up.recorded(refused + after) == set(after)
+
+
+def test_a_partition_during_the_gate_statement_loses_the_answer_not_the_order(up):
+    """The Postgres gate (one ops_submit_trade() call) loses the link while the server
+    runs it. The worker waits for a result with nothing unacknowledged, so only the
+    keepalive can end the wait: the client gets 503. The server, which never saw the
+    partition, finishes the call and commits; its answer is what is lost. The order is
+    whole (trade, position and counter together), and its identical retry returns it."""
+    pids = up.worker_pids()
+    opening = up.post_trade(up.trade(ids("inflight-open", 1)[0], symbol="MSFT", strategy="inflight"))
+    assert opening.status_code == 201, opening.text
+    order = up.trade(ids("inflight", 1)[0], symbol="MSFT", strategy="inflight")
+    answered: dict[str, requests.Response | Exception] = {}
+
+    def submit() -> None:
+        try:
+            answered["gate"] = up.post_trade(order)
+        except requests.RequestException as exc:
+            answered["gate"] = exc
+
+    with up.local() as holder:
+        # The gate takes the position lock first: holding it keeps the call on the server.
+        holder.execute(
+            "SELECT 1 FROM ops_position WHERE strategy = %s AND symbol = %s FOR UPDATE", ("inflight", "MSFT")
+        )
+        sender = threading.Thread(target=submit, daemon=True)
+        sender.start()
+        wait_for(
+            "the gate's call waiting on the position lock",
+            lambda: (
+                up.sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                    "%ops_submit_trade%",
+                )
+                == [(1,)]
+            ),
+        )
+        up.network.cut()
+        with timed("gate 503 while its statement ran on the server (keepalive)"):
+            sender.join(timeout=GUNICORN_TIMEOUT + 30)
+        answer = answered.get("gate")
+        assert isinstance(answer, requests.Response), answer
+        assert_trading_state_unavailable(Answer(answer.status_code, answer.content))
+        holder.rollback()  # the server's call goes on and commits; its answer goes nowhere
+
+    wait_for("the server's commit of the order", lambda: up.recorded([order["client_order_id"]]))
+    up.network.heal()
+    retry = up.post_trade(order)
+    assert retry.status_code == 200, retry.text  # an identical retry: the original trade
+    assert retry.json()["client_order_id"] == order["client_order_id"]
+    up.assert_books_balance()
+    assert up.worker_pids() == pids
