@@ -57,8 +57,10 @@ def api_view(
                 # The database is down or unreachable: say so, so clients back off and
                 # retry, instead of a bare 500 that looks like a bug in their request.
                 logger.error("database unavailable in %s: %s", view.__name__, exc)
+                # Not "nothing was recorded": a connection cut after the server received
+                # a write may still have committed it.
                 return error_response(
-                    503, unavailable, "The database is not reachable; nothing was recorded."
+                    503, unavailable, "The database is not reachable; the request is not confirmed."
                 )
             except DataError as exc:
                 # A value the database cannot hold (e.g. a position beyond its range):

@@ -302,7 +302,9 @@ def _responses() -> dict[str, Any]:
         "PayloadTooLarge": _error(f"`payload_too_large`: the body is over {limit} bytes."),
         "DatabaseUnavailable": _error("`database_unavailable`: the database cannot be reached; retry later."),
         "TradingStateUnavailable": _error(
-            "`trading_state_unavailable`: the trading state cannot be read, so the gate fails closed."
+            "`trading_state_unavailable`: the trading state cannot be read, so the gate fails closed: "
+            "the trade is not confirmed. Retry with the same `client_order_id`; a trade the database "
+            "did record (a connection cut mid-call) is then answered 200, and is never recorded twice."
         ),
     }
 

@@ -62,10 +62,15 @@ def create_trade(request: HttpRequest, client: ApiClient) -> JsonResponse:
         ORDERS_DENIED.labels(exc.code).inc()
         raise ApiError(423, exc.code, exc.detail, extra=exc.effective.as_json()) from None
     except TradingStateUnavailable:
-        # Fail closed: without the state there is no trading, and nothing is recorded.
+        # Fail closed: without the state there is no trading. Not "refused", though: a
+        # connection cut while the gate's call ran leaves the outcome with the server,
+        # which may have committed it; the idempotent retry tells the client which.
         ORDERS_DENIED.labels("trading_state_unavailable").inc()
         raise ApiError(
-            503, "trading_state_unavailable", "The trading state cannot be read; the trade was refused."
+            503,
+            "trading_state_unavailable",
+            "The trading state cannot be read; the trade is not confirmed. Retry with the same "
+            "client_order_id: a trade the database did record is answered 200, never recorded twice.",
         ) from None
     except ConflictingOrder as exc:
         raise ApiError(

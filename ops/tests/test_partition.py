@@ -411,6 +411,8 @@ def test_a_partition_during_the_gate_statement_loses_the_answer_not_the_order(up
         answer = answered.get("gate")
         assert isinstance(answer, requests.Response), answer
         assert_trading_state_unavailable(Answer(answer.status_code, answer.content))
+        # The server commits this order below: a 503 saying "refused" would be false.
+        assert "not confirmed" in answer.json()["detail"], answer.json()
         holder.rollback()  # the server's call goes on and commits; its answer goes nowhere
 
     wait_for("the server's commit of the order", lambda: up.recorded([order["client_order_id"]]))

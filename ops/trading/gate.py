@@ -177,7 +177,9 @@ def _submit_in_one_statement(order: TradeOrder, api_client: ApiClient | None) ->
     except DataError:
         raise  # a value the database cannot hold: the API's 400, not an outage
     except DatabaseError as exc:
-        # Fail closed: whichever step failed, nothing was recorded and the order is refused.
+        # Fail closed: the order is not accepted. Usually nothing was recorded; only a
+        # connection cut while the call ran on the server leaves the outcome unknown here
+        # (the server may have committed it), which the idempotent retry resolves.
         # That includes an IntegrityError: the form has checked every constraint, so only
         # a row changed meanwhile gets here (the API client deleted after its token was
         # checked); a retry is then answered by the token check.
