@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
@@ -87,6 +89,44 @@ def check_probe_timing(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def check_database_guards(app_configs, **kwargs):
+    # gunicorn.conf.py reads the same variable with the same default.
+    worker_timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+    problem = partition_guard_problem(settings.DATABASES["default"], worker_timeout)
+    if problem is None:
+        return []
+    return [
+        Warning(
+            f"{problem}: in a network partition from the database gunicorn kills the worker "
+            "before the gate can answer 503 trading_state_unavailable.",
+            hint="Lower DB_TCP_USER_TIMEOUT_MS / DB_CONNECT_TIMEOUT or raise GUNICORN_TIMEOUT.",
+            id="ops.W004",
+        )
+    ]
+
+
+def partition_guard_problem(database: dict, worker_timeout: int) -> str | None:
+    """A request against a database host that vanished from the network ends after
+    tcp_user_timeout, plus connect_timeout for the reconnect (investiq/settings.py). If
+    gunicorn's worker timeout comes first, the client gets a killed worker's reset
+    connection instead of the gate's 503, and the worker is replaced."""
+    if database["ENGINE"].endswith("sqlite3"):
+        return None
+    options = database.get("OPTIONS", {})
+    # A DATABASE_URL's query parameters arrive as strings.
+    user_timeout = float(options.get("tcp_user_timeout") or 0) / 1000
+    connect_timeout = float(options.get("connect_timeout") or 0)
+    if not user_timeout:
+        return "tcp_user_timeout is off: a vanished database host holds a request ~15 minutes"
+    if user_timeout + connect_timeout >= worker_timeout:
+        return (
+            f"tcp_user_timeout ({user_timeout:g}s) + connect_timeout ({connect_timeout:g}s) is not "
+            f"below GUNICORN_TIMEOUT ({worker_timeout}s)"
+        )
+    return None
 
 
 @register()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
-from ops.checks import check_probe_timing
+from ops.checks import check_database_guards, check_probe_timing, partition_guard_problem
 from ops.health.runner import task_time_limits
 from ops.health.tasks import probe_dependencies
 
@@ -30,3 +31,34 @@ def test_the_timing_check_holds_a_probe_cycle_against_the_tasks_soft_limit(
 def test_the_probe_task_runs_with_the_limits_the_check_assumes(settings):
     limits = (probe_dependencies.time_limit, probe_dependencies.soft_time_limit)
     assert limits == task_time_limits(settings.PROBE_INTERVAL_SECONDS)
+
+
+POSTGRES = "django_prometheus.db.backends.postgresql"
+
+
+@pytest.mark.parametrize(
+    ("user_timeout_ms", "connect", "worker_timeout", "warned"),
+    [
+        (10_000, 3, 30, False),  # the defaults: ~13 s, under gunicorn's 30 s
+        (10_000, "3", 13, True),  # a DATABASE_URL's options are strings
+        (25_000, 5, 30, True),  # 30 s: gunicorn kills the worker first
+        (0, 3, 30, True),  # no guard: the kernel's ~15 minutes
+        (2_000, 2, 60, False),  # the partition tests' own
+    ],
+)
+def test_the_partition_guard_is_held_against_gunicorns_worker_timeout(
+    user_timeout_ms, connect, worker_timeout, warned
+):
+    options = {"tcp_user_timeout": user_timeout_ms, "connect_timeout": connect}
+    database = {"ENGINE": POSTGRES, "OPTIONS": options}
+    assert (partition_guard_problem(database, worker_timeout) is not None) is warned
+
+
+def test_the_partition_guard_check_is_quiet_on_sqlite():
+    assert partition_guard_problem({"ENGINE": "django_prometheus.db.backends.sqlite3"}, 1) is None
+
+
+def test_the_partition_guard_check_reads_gunicorns_variable(monkeypatch):
+    monkeypatch.setenv("GUNICORN_TIMEOUT", "1")
+    expected = [] if connection.vendor == "sqlite" else ["ops.W004"]
+    assert [w.id for w in check_database_guards(None)] == expected
