@@ -117,6 +117,22 @@ def result(name: str, status: str, detail: str = "", at=None) -> ProbeResult:
     return ProbeResult(name, status, 12.5, detail, at or timezone.now())
 
 
+def test_with_the_database_gone_recording_stops_at_the_first_failed_write(database_down, caplog, monkeypatch):
+    from django.db import connection
+
+    attempts = []
+    real_connect = connection.get_new_connection
+    monkeypatch.setattr(
+        connection, "get_new_connection", lambda params: attempts.append(1) or real_connect(params)
+    )
+    service.record([result(name, Health.DOWN) for name in ("alpaca", "database", "redis")])
+    assert len(attempts) == 1  # not one connect attempt (connect_timeout) per result
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "database unreachable: probe results not recorded: alpaca, database, redis"
+    ]
+    assert "Traceback" not in caplog.text
+
+
 def test_recording_keeps_a_current_row_and_history(db):
     service.record([result("database", Health.UP, "ok")])
     service.record([result("database", Health.DOWN, "boom")])
