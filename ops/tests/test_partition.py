@@ -20,6 +20,7 @@ veth pair does not touch.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import socket
@@ -31,6 +32,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -255,36 +257,98 @@ def test_every_postgres_connection_carries_the_tcp_guards(postgres):
     assert options["tcp_user_timeout"] > 0
 
 
-KEEPIDLE_OF_A_CONNECTION = """
-import os, socket, django
+SERVER_GUARDS = ("tcp_user_timeout", "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
+
+
+def server_settings(cursor, names: tuple[str, ...]) -> dict[str, int]:
+    """What the server applies to this session, in base units (ms, s)."""
+    cursor.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", [list(names)])
+    return {name: int(setting) for name, setting in cursor.fetchall()}
+
+
+def test_every_postgres_connection_asks_the_server_for_the_same_guards(postgres):
+    """The server's end of the connection gets them too (its `options`), so a backend
+    whose client vanished mid-transaction ends and drops its locks."""
+    host = connection.settings_dict["HOST"]
+    require_service(bool(host) and not host.startswith("/"), "DATABASE_URL connects over a Unix socket")
+    options = settings.DATABASES["default"]["OPTIONS"]
+    with connection.cursor() as cursor:
+        applied = server_settings(cursor, (*SERVER_GUARDS, "statement_timeout"))
+    assert applied == {
+        "tcp_user_timeout": options["tcp_user_timeout"],
+        "tcp_keepalives_idle": options["keepalives_idle"],
+        "tcp_keepalives_interval": options["keepalives_interval"],
+        "tcp_keepalives_count": options["keepalives_count"],
+        "statement_timeout": int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", 5000)),
+    }
+
+
+GUARDS_OF_A_CONNECTION = """
+import json, os, socket, django
 django.setup()
 from django.db import connection
 connection.ensure_connection()
 with socket.socket(fileno=os.dup(connection.connection.pgconn.socket)) as sock:
-    print(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE))
+    keepidle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+with connection.cursor() as cursor:
+    cursor.execute("SELECT name, setting FROM pg_settings WHERE name ~ '^(tcp_|statement_timeout)'")
+    server = {name: int(setting) for name, setting in cursor.fetchall()}
+print(json.dumps({"client_keepidle": keepidle, "server": server}))
 """
 
 
-def test_a_zero_keepalive_setting_means_the_kernels_value_not_a_failed_connection(postgres):
-    # libpq would hand 0 to setsockopt(), which Linux refuses: settings leave it unset.
-    host = connection.settings_dict["HOST"]
-    require_service(bool(host) and not host.startswith("/"), "DATABASE_URL connects over a Unix socket")
-    zeros = {"DB_KEEPALIVES_IDLE": "0", "DB_KEEPALIVES_INTERVAL": "0", "DB_KEEPALIVES_COUNT": "0"}
+def guards_of_a_connection(**env: str) -> dict:
+    """The guards on a fresh connection of a process started with these variables."""
     result = subprocess.run(
-        [sys.executable, "-c", KEEPIDLE_OF_A_CONNECTION],
+        [sys.executable, "-c", GUARDS_OF_A_CONNECTION],
         cwd=ROOT,
         env={
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "investiq.settings",
             "DATABASE_URL": database_url(),
-            **zeros,
+            **env,
         },
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert int(result.stdout) == int(Path("/proc/sys/net/ipv4/tcp_keepalive_time").read_text())
+    return json.loads(result.stdout)
+
+
+def kernel(name: str) -> int:
+    return int(Path(f"/proc/sys/net/ipv4/{name}").read_text())
+
+
+def test_a_zero_keepalive_setting_means_the_kernels_value_not_a_failed_connection(postgres):
+    # libpq would hand 0 to setsockopt(), which Linux refuses: settings leave it unset.
+    # The server takes 0 as its own "the system default".
+    host = connection.settings_dict["HOST"]
+    require_service(bool(host) and not host.startswith("/"), "DATABASE_URL connects over a Unix socket")
+    guards = guards_of_a_connection(
+        DB_KEEPALIVES_IDLE="0",
+        DB_KEEPALIVES_INTERVAL="0",
+        DB_KEEPALIVES_COUNT="0",
+        DB_TCP_USER_TIMEOUT_MS="0",
+    )
+    assert guards["client_keepidle"] == kernel("tcp_keepalive_time")
+    # The shared server runs on this machine, with this kernel's values.
+    assert {name: guards["server"][name] for name in SERVER_GUARDS} == {
+        "tcp_user_timeout": 0,
+        "tcp_keepalives_idle": kernel("tcp_keepalive_time"),
+        "tcp_keepalives_interval": kernel("tcp_keepalive_intvl"),
+        "tcp_keepalives_count": kernel("tcp_keepalive_probes"),
+    }
+
+
+def test_the_urls_own_server_options_are_kept_and_win_over_ours(postgres):
+    host = connection.settings_dict["HOST"]
+    require_service(bool(host) and not host.startswith("/"), "DATABASE_URL connects over a Unix socket")
+    url = database_url() + "?options=" + quote("-c statement_timeout=1234 -c tcp_keepalives_count=7")
+    server = guards_of_a_connection(DATABASE_URL=url, DB_KEEPALIVES_IDLE="4")["server"]
+    assert server["statement_timeout"] == 1234
+    assert server["tcp_keepalives_count"] == 7
+    assert server["tcp_keepalives_idle"] == 4  # ours, still there
 
 
 def test_during_a_partition_everything_answers_503_in_seconds_and_the_same_workers_serve_after_it(up):
