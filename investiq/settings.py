@@ -209,7 +209,7 @@ else:
     # statement_timeout on the lock and fails: the kill switch is stuck. With these the
     # server's kernel finds the client gone (Linux: once silent for tcp_user_timeout with
     # a probe unanswered, so ~10 s after the client's last packet with the defaults) and
-    # aborts the socket; the backend gets "Connection timed out", exits, and its
+    # aborts the socket; the backend's wait for the client fails, it exits, and its
     # transaction rolls back, releasing the locks. Checked (Postgres 15, pg_settings and
     # the documentation): all four are context "user", so any role may set them at
     # connection time; the same units as libpq's (seconds, tcp_user_timeout in ms); 0
@@ -219,14 +219,17 @@ else:
     # always turns SO_KEEPALIVE on for TCP clients, so DB_KEEPALIVES=false can only
     # leave the server's own timings (postgresql.conf, else the kernel's) alone.
     #
-    # Not set: idle_in_transaction_session_timeout. It would also catch a client whose
-    # host is alive but whose process is stuck mid-transaction (its kernel answers the
-    # probes). The app's processes are already bounded there (gunicorn kills a stuck
-    # worker, Celery's time_limit a stuck task, and the dead process's socket closes, so
-    # its backend ends at once), while legitimate long idles in a transaction exist: every
-    # pytest-django test runs in one across its subprocesses and servers, and a person's
-    # `manage.py shell` inside transaction.atomic(). A value short enough to matter to a
-    # halt (seconds) would end those.
+    # Not set: idle_in_transaction_session_timeout. It would add one case: a client whose
+    # host is alive but whose process stalls mid-transaction (its kernel answers the
+    # probes, so no TCP guard fires). The app's own processes are bounded there already: a
+    # transaction here is a few statements with no I/O between them (the broker call is an
+    # outbox task queued on commit), gunicorn kills a stuck worker and Celery's time_limit
+    # a stuck task, and a dead process's socket closes, which ends its backend at once.
+    # What remains is a person idling in `manage.py shell` inside transaction.atomic(), or
+    # a slow data migration: whether to end those is the database owner's policy (ALTER
+    # ROLE ... SET, or the URL's ?options=, which composes below). Checked: the whole suite
+    # passes with it at 10 s on its own connection; its tests that hold locks on purpose
+    # use plain psycopg connections, which never get these options.
     _server_settings = {
         # A stuck query must not hold a gunicorn worker (or the trade gate) forever.
         "statement_timeout": env.int("DB_STATEMENT_TIMEOUT_MS", default=5000),
