@@ -154,10 +154,6 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(VAR_DIR / "test-investiq.sqlite3"))
 else:
     _postgres = DATABASES["default"].setdefault("OPTIONS", {})
-    # A stuck query must not hold a gunicorn worker (or the trade gate) forever.
-    _postgres.setdefault(
-        "options", f"-c statement_timeout={env.int('DB_STATEMENT_TIMEOUT_MS', default=5000)}"
-    )
     # libpq: seconds per address tried (whole seconds, at least 2).
     _postgres.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
     # A server that vanishes from the network (a partition, a dead host, a failover whose
@@ -178,7 +174,8 @@ else:
     # the 503 rather than a killed worker; and it outlasts the ~6 s that five successive
     # retransmissions of one segment take (200 ms minimum RTO, doubling), so a lossy but
     # live network keeps its connections. 0 leaves it to the kernel (the ~15 minutes).
-    _postgres.setdefault("tcp_user_timeout", env.int("DB_TCP_USER_TIMEOUT_MS", default=10_000))
+    _tcp_user_timeout = env.int("DB_TCP_USER_TIMEOUT_MS", default=10_000)
+    _postgres.setdefault("tcp_user_timeout", _tcp_user_timeout)
     # Keepalives cover what tcp_user_timeout cannot see: nothing is unacknowledged while a
     # request waits for a result, or while a worker's pooled connection (CONN_MAX_AGE)
     # sits idle. After keepalives_idle seconds of silence the kernel sends a probe, then
@@ -190,13 +187,61 @@ else:
     # reconnect. A live server's kernel answers every probe, however busy the server: one
     # small packet each way per idle connection every 5 s is the whole cost. libpq's own
     # default is keepalives on with the kernel's timings: a first probe after 2 hours.
-    _postgres.setdefault("keepalives", int(env.bool("DB_KEEPALIVES", default=True)))
-    for _name, _default in (("idle", 5), ("interval", 5), ("count", 3)):
+    _keepalives = env.bool("DB_KEEPALIVES", default=True)
+    _keepalive_timings = {
+        _name: env.int(f"DB_KEEPALIVES_{_name.upper()}", default=_default)
+        for _name, _default in (("idle", 5), ("interval", 5), ("count", 3))
+    }
+    _postgres.setdefault("keepalives", int(_keepalives))
+    for _name, _value in _keepalive_timings.items():
         # 0 means the kernel's value. libpq documents 0 so, but passes it on to
         # setsockopt(), which Linux refuses: every connection would fail with
         # "setsockopt(TCP_KEEPIDLE) failed: Invalid argument". Unset, libpq leaves it alone.
-        if _value := env.int(f"DB_KEEPALIVES_{_name.upper()}", default=_default):
+        if _value:
             _postgres.setdefault(f"keepalives_{_name}", _value)
+    # The same guards on the server's end of each connection, set per session through
+    # the startup packet's `options`. An app host cut off in the middle of a transaction
+    # (a halt holding the trading state row FOR UPDATE, the link gone before COMMIT)
+    # leaves its backend "idle in transaction", holding the lock, and nothing on the
+    # server ever times that out by default: the backend waits for the client's next
+    # message until its kernel's keepalive gives up (Linux: first probe after 2 hours,
+    # then 9 probes 75 s apart). Meanwhile every other host's halt waits
+    # statement_timeout on the lock and fails: the kill switch is stuck. With these the
+    # server's kernel finds the client gone (Linux: once silent for tcp_user_timeout with
+    # a probe unanswered, so ~10 s after the client's last packet with the defaults) and
+    # aborts the socket; the backend's wait for the client fails, it exits, and its
+    # transaction rolls back, releasing the locks. Checked (Postgres 15, pg_settings and
+    # the documentation): all four are context "user", so any role may set them at
+    # connection time; the same units as libpq's (seconds, tcp_user_timeout in ms); 0
+    # means the operating system's default, and unlike libpq's 0 it connects (checked:
+    # "-c tcp_keepalives_count=0" connects and reads 9, the kernel's value), so the
+    # DB_* zeros pass through; on a Unix socket they are ignored and read as 0. Postgres
+    # always turns SO_KEEPALIVE on for TCP clients, so DB_KEEPALIVES=false can only
+    # leave the server's own timings (postgresql.conf, else the kernel's) alone.
+    #
+    # Not set: idle_in_transaction_session_timeout. It would add one case: a client whose
+    # host is alive but whose process stalls mid-transaction (its kernel answers the
+    # probes, so no TCP guard fires). The app's own processes are bounded there already: a
+    # transaction here is a few statements with no I/O between them (the broker call is an
+    # outbox task queued on commit), gunicorn kills a stuck worker and Celery's time_limit
+    # a stuck task, and a dead process's socket closes, which ends its backend at once.
+    # What remains is a person idling in `manage.py shell` inside transaction.atomic(), or
+    # a slow data migration: whether to end those is the database owner's policy (ALTER
+    # ROLE ... SET, or the URL's ?options=, which composes below). Checked: the whole suite
+    # passes with it at 10 s on its own connection; its tests that hold locks on purpose
+    # use plain psycopg connections, which never get these options.
+    _server_settings = {
+        # A stuck query must not hold a gunicorn worker (or the trade gate) forever.
+        "statement_timeout": env.int("DB_STATEMENT_TIMEOUT_MS", default=5000),
+        "tcp_user_timeout": _tcp_user_timeout,
+    }
+    if _keepalives:
+        _server_settings |= {f"tcp_keepalives_{name}": value for name, value in _keepalive_timings.items()}
+    # Ours first, then any `options` of the URL's own (?options=-c%20...): the server
+    # applies the -c settings in order, so a setting named in both is the URL's.
+    _postgres["options"] = " ".join(
+        [*(f"-c {name}={value}" for name, value in _server_settings.items()), _postgres.get("options", "")]
+    ).strip()
     # A known limit, left as it is: a Postgres that is frozen but whose host still runs
     # (its processes SIGSTOPped, say). That host's kernel acknowledges every packet and
     # probe, so no TCP guard fires, and statement_timeout is the frozen server's own

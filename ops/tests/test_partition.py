@@ -5,7 +5,9 @@ of a veth pair (ops/tests/private_network.py); gunicorn runs here, in ours, with
 DATABASE_URL pointing across. The partition loses every packet both ways, silently, as
 a dead host or a lost route does: no RST, no ICMP. Postgres keeps running
 and never hears of it; only the TCP guards that settings.py gives libpq
-(tcp_user_timeout, keepalives) can end a web worker's wait.
+(tcp_user_timeout, keepalives) can end a web worker's wait, and only the same guards on
+the server's end (its tcp_* settings, asked for in each connection's options) can end a
+backend left idle in a transaction, holding its locks, by a client that vanished.
 
 The guards are short here (2 s) and gunicorn's timeout long (60 s): with the guards each
 request gets its 503 within seconds; without them it would wait until gunicorn killed its
@@ -20,8 +22,10 @@ veth pair does not touch.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -31,6 +35,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -65,7 +70,7 @@ from ops.tests.test_faults import (
 )
 
 # Short, so the test takes seconds; still far above a veth round trip on a loaded machine,
-# so no healthy connection trips them.
+# so no healthy connection trips them. Both ends of every app connection get them.
 GUARDS = {
     "DB_TCP_USER_TIMEOUT_MS": "2000",
     "DB_KEEPALIVES_IDLE": "1",
@@ -255,36 +260,98 @@ def test_every_postgres_connection_carries_the_tcp_guards(postgres):
     assert options["tcp_user_timeout"] > 0
 
 
-KEEPIDLE_OF_A_CONNECTION = """
-import os, socket, django
+SERVER_GUARDS = ("tcp_user_timeout", "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
+
+
+def server_settings(cursor, names: tuple[str, ...]) -> dict[str, int]:
+    """What the server applies to this session, in base units (ms, s)."""
+    cursor.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", [list(names)])
+    return {name: int(setting) for name, setting in cursor.fetchall()}
+
+
+def test_every_postgres_connection_asks_the_server_for_the_same_guards(postgres):
+    """The server's end of the connection gets them too (its `options`), so a backend
+    whose client vanished mid-transaction ends and drops its locks."""
+    host = connection.settings_dict["HOST"]
+    require_service(bool(host) and not host.startswith("/"), "DATABASE_URL connects over a Unix socket")
+    options = settings.DATABASES["default"]["OPTIONS"]
+    with connection.cursor() as cursor:
+        applied = server_settings(cursor, (*SERVER_GUARDS, "statement_timeout"))
+    assert applied == {
+        "tcp_user_timeout": options["tcp_user_timeout"],
+        "tcp_keepalives_idle": options["keepalives_idle"],
+        "tcp_keepalives_interval": options["keepalives_interval"],
+        "tcp_keepalives_count": options["keepalives_count"],
+        "statement_timeout": int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", 5000)),
+    }
+
+
+GUARDS_OF_A_CONNECTION = """
+import json, os, socket, django
 django.setup()
 from django.db import connection
 connection.ensure_connection()
 with socket.socket(fileno=os.dup(connection.connection.pgconn.socket)) as sock:
-    print(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE))
+    keepidle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+with connection.cursor() as cursor:
+    cursor.execute("SELECT name, setting FROM pg_settings WHERE name ~ '^(tcp_|statement_timeout)'")
+    server = {name: int(setting) for name, setting in cursor.fetchall()}
+print(json.dumps({"client_keepidle": keepidle, "server": server}))
 """
 
 
-def test_a_zero_keepalive_setting_means_the_kernels_value_not_a_failed_connection(postgres):
-    # libpq would hand 0 to setsockopt(), which Linux refuses: settings leave it unset.
-    host = connection.settings_dict["HOST"]
-    require_service(bool(host) and not host.startswith("/"), "DATABASE_URL connects over a Unix socket")
-    zeros = {"DB_KEEPALIVES_IDLE": "0", "DB_KEEPALIVES_INTERVAL": "0", "DB_KEEPALIVES_COUNT": "0"}
+def guards_of_a_connection(**env: str) -> dict:
+    """The guards on a fresh connection of a process started with these variables."""
     result = subprocess.run(
-        [sys.executable, "-c", KEEPIDLE_OF_A_CONNECTION],
+        [sys.executable, "-c", GUARDS_OF_A_CONNECTION],
         cwd=ROOT,
         env={
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "investiq.settings",
             "DATABASE_URL": database_url(),
-            **zeros,
+            **env,
         },
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert int(result.stdout) == int(Path("/proc/sys/net/ipv4/tcp_keepalive_time").read_text())
+    return json.loads(result.stdout)
+
+
+def kernel(name: str) -> int:
+    return int(Path(f"/proc/sys/net/ipv4/{name}").read_text())
+
+
+def test_a_zero_keepalive_setting_means_the_kernels_value_not_a_failed_connection(postgres):
+    # libpq would hand 0 to setsockopt(), which Linux refuses: settings leave it unset.
+    # The server takes 0 as its own "the system default".
+    host = connection.settings_dict["HOST"]
+    require_service(bool(host) and not host.startswith("/"), "DATABASE_URL connects over a Unix socket")
+    guards = guards_of_a_connection(
+        DB_KEEPALIVES_IDLE="0",
+        DB_KEEPALIVES_INTERVAL="0",
+        DB_KEEPALIVES_COUNT="0",
+        DB_TCP_USER_TIMEOUT_MS="0",
+    )
+    assert guards["client_keepidle"] == kernel("tcp_keepalive_time")
+    # The shared server runs on this machine, with this kernel's values.
+    assert {name: guards["server"][name] for name in SERVER_GUARDS} == {
+        "tcp_user_timeout": 0,
+        "tcp_keepalives_idle": kernel("tcp_keepalive_time"),
+        "tcp_keepalives_interval": kernel("tcp_keepalive_intvl"),
+        "tcp_keepalives_count": kernel("tcp_keepalive_probes"),
+    }
+
+
+def test_the_urls_own_server_options_are_kept_and_win_over_ours(postgres):
+    host = connection.settings_dict["HOST"]
+    require_service(bool(host) and not host.startswith("/"), "DATABASE_URL connects over a Unix socket")
+    url = database_url() + "?options=" + quote("-c statement_timeout=1234 -c tcp_keepalives_count=7")
+    server = guards_of_a_connection(DATABASE_URL=url, DB_KEEPALIVES_IDLE="4")["server"]
+    assert server["statement_timeout"] == 1234
+    assert server["tcp_keepalives_count"] == 7
+    assert server["tcp_keepalives_idle"] == 4  # ours, still there
 
 
 def test_during_a_partition_everything_answers_503_in_seconds_and_the_same_workers_serve_after_it(up):
@@ -422,3 +489,126 @@ def test_a_partition_during_the_gate_statement_loses_the_answer_not_the_order(up
     assert retry.json()["client_order_id"] == order["client_order_id"]
     up.assert_books_balance()
     assert up.worker_pids() == pids
+
+
+# Host A: the real halt, stopped right after it has locked the scope's row (FOR UPDATE),
+# before its event and COMMIT. Prints its backend's pid, then waits for a line on stdin.
+HALT_HELD_AT_ITS_LOCK = """
+import sys, django
+django.setup()
+from django.db import connection
+from ops.trading import service
+from ops.trading.models import TradingState
+
+scope = sys.argv[1]
+TradingState.objects.get_or_create(scope=scope)
+lock = service._locked
+
+def locked_then_wait(scope):
+    row = lock(scope)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        print(cursor.fetchone()[0], flush=True)
+    sys.stdin.readline()
+    return row
+
+service._locked = locked_then_wait
+actor = service.Actor.system("partitioned-host", service.HALT)
+service.halt(scope, reason="cut off mid-halt", actor=actor, to_state="REDUCING")
+"""
+# Only against a hang: without the server-side guards the dead backend holds the lock
+# for about two hours (the kernel's keepalive), and this is where the test fails.
+LOCK_HANG_GUARD = 120
+
+
+def test_a_host_cut_off_mid_halt_releases_the_lock_so_a_halt_from_elsewhere_goes_through(up):
+    """Host A (here) is inside a halt, the scope's row locked, when its link goes. Its
+    backend, idle in transaction, hears nothing; only the server's own TCP guards can
+    end it. Meanwhile an operator on a host that still reaches the cluster (inside its
+    namespace) runs `manage.py trading halt`, retrying as a person would: each try waits
+    the production statement_timeout on the lock. It goes through once the dead backend
+    is gone, with its event; host A's halt is never recorded."""
+    scope = f"strategy:{ids('cut-halt', 1)[0]}"
+    host_a = subprocess.Popen(
+        [sys.executable, "-c", HALT_HELD_AT_ITS_LOCK, scope],
+        cwd=ROOT,
+        env={**up.env, "DJANGO_SETTINGS_MODULE": "investiq.settings"},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    halt = None
+    pid = None
+    try:
+        ready, _, _ = select.select([host_a.stdout], [], [], 120)
+        assert ready, "host A did not reach its lock"
+        line = host_a.stdout.readline()
+        assert line.strip().isdigit(), line + host_a.stderr.read()
+        pid = int(line)
+        assert up.sql("SELECT state FROM pg_stat_activity WHERE pid = %s", pid) == [("idle in transaction",)]
+
+        up.network.cut()
+        cut_at = time.monotonic()
+        # Host A carries on into the void: its event and COMMIT never arrive.
+        host_a.stdin.write("\n")
+        host_a.stdin.flush()
+
+        # The production statement_timeout, not the stack's long one: each try gives up
+        # after 5 s on the lock, as the operator's would.
+        operator_env = {**up.env, "DB_STATEMENT_TIMEOUT_MS": "5000"}
+        halt_command = [
+            *up.network.exec_prefix,
+            *(sys.executable, "manage.py", "trading", "halt", "--scope", scope),
+            *("--reason", "halt from a host that reaches the database", "--actor", "sam"),
+        ]
+        tries: list[subprocess.CompletedProcess] = []
+        released_after = None
+        while time.monotonic() - cut_at < LOCK_HANG_GUARD:
+            if released_after is None and not up.sql("SELECT 1 FROM pg_stat_activity WHERE pid = %s", pid):
+                released_after = time.monotonic() - cut_at
+            if halt is None:
+                halt = subprocess.Popen(
+                    halt_command,
+                    cwd=ROOT,
+                    env=operator_env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            elif halt.poll() is not None:
+                stdout, stderr = halt.communicate()
+                tries.append(subprocess.CompletedProcess(halt.args, halt.returncode, stdout, stderr))
+                halt = None
+                if tries[-1].returncode == 0:
+                    break
+            time.sleep(0.1)
+        if released_after is None and not up.sql("SELECT 1 FROM pg_stat_activity WHERE pid = %s", pid):
+            released_after = time.monotonic() - cut_at  # gone between the last look and the halt
+        print(
+            f"partition: the lock was held {released_after:.2f}s after the cut"
+            if released_after is not None
+            else f"partition: the lock was still held {LOCK_HANG_GUARD}s after the cut"
+        )
+        print(f"partition: halt tries from the namespace: {[t.returncode for t in tries]}")
+
+        assert tries, "no halt try ended"
+        last = tries[-1]
+        assert last.returncode == 0, f"{len(tries)} tries, the last: {last.stdout}{last.stderr}"
+        assert "ACTIVE -> HALTED" in last.stdout, last.stdout
+        assert not up.sql("SELECT 1 FROM pg_stat_activity WHERE pid = %s", pid)
+        assert up.sql(
+            "SELECT from_state, to_state, actor, source FROM ops_tradingevent WHERE scope = %s", scope
+        ) == [("ACTIVE", "HALTED", "sam", "command")]
+        assert up.sql("SELECT state FROM ops_tradingstate WHERE scope = %s", scope) == [("HALTED",)]
+        # Host A's own client-side guards failed its halt (no answer from the server).
+        assert host_a.wait(timeout=60) != 0
+    finally:
+        for process in (halt, host_a):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.communicate()
+        if pid is not None:
+            # Without the guards (a failing run) the backend would outlive the module.
+            up.sql("SELECT pg_terminate_backend(%s)", pid)
