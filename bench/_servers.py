@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import re
+import secrets
 import statistics
 import subprocess
 import sys
@@ -34,10 +35,11 @@ def database_url(name: str) -> str:
 def fresh_database(name: str) -> Iterator[str]:
     """A migrated, empty database, dropped afterwards.
 
-    The process id makes the name this run's own: the first thing done is a forced drop,
-    which must never end somebody else's benchmark on the same server.
+    A random suffix makes the name this run's own: the first thing done is a forced drop,
+    which must never end somebody else's benchmark on the same server (a pid alone may
+    repeat in another container). A killed run leaves its database: `investiq_bench_*`.
     """
-    name = f"{name}_{os.getpid()}"
+    name = f"{name}_{secrets.token_hex(4)}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')

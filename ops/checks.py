@@ -93,16 +93,22 @@ def check_probe_timing(app_configs, **kwargs):
 
 @register()
 def check_database_guards(app_configs, **kwargs):
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        return []  # a local file: no network to be cut from
     # gunicorn.conf.py reads the same variable with the same default.
-    worker_timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-    problem = partition_guard_problem(settings.DATABASES["default"], worker_timeout)
+    setting = os.environ.get("GUNICORN_TIMEOUT", "30")
+    try:
+        problem = partition_guard_problem(settings.DATABASES["default"], int(setting))
+    except ValueError:
+        problem = f"GUNICORN_TIMEOUT ({setting!r}) or a database TCP guard option is not a number"
     if problem is None:
         return []
     return [
         Warning(
             f"{problem}: in a network partition from the database gunicorn kills the worker "
             "before the gate can answer 503 trading_state_unavailable.",
-            hint="Lower DB_TCP_USER_TIMEOUT_MS / DB_CONNECT_TIMEOUT or raise GUNICORN_TIMEOUT.",
+            hint="Lower DB_TCP_USER_TIMEOUT_MS / DB_CONNECT_TIMEOUT / DB_KEEPALIVES_IDLE "
+            "or raise GUNICORN_TIMEOUT.",
             id="ops.W004",
         )
     ]
@@ -110,21 +116,35 @@ def check_database_guards(app_configs, **kwargs):
 
 def partition_guard_problem(database: dict, worker_timeout: int) -> str | None:
     """A request against a database host that vanished from the network ends after
-    tcp_user_timeout, plus connect_timeout for the reconnect (investiq/settings.py). If
-    gunicorn's worker timeout comes first, the client gets a killed worker's reset
-    connection instead of the gate's 503, and the worker is replaced."""
+    tcp_user_timeout if it has data unacknowledged, or after keepalives_idle plus about
+    tcp_user_timeout if it waits for a result; plus connect_timeout for the reconnect
+    (investiq/settings.py). If gunicorn's worker timeout comes first, the client gets a
+    killed worker's reset connection instead of the gate's 503, and the worker is
+    replaced. Raises ValueError for an option that is not a number."""
     if database["ENGINE"].endswith("sqlite3"):
         return None
     options = database.get("OPTIONS", {})
-    # A DATABASE_URL's query parameters arrive as strings.
+    # Values may be strings (a DATABASE_URL's query parameters that are not all digits).
     user_timeout = float(options.get("tcp_user_timeout") or 0) / 1000
     connect_timeout = float(options.get("connect_timeout") or 0)
+    keepalives = int(options.get("keepalives", 1))
+    idle = float(options.get("keepalives_idle") or 0)
     if not user_timeout:
         return "tcp_user_timeout is off: a vanished database host holds a request ~15 minutes"
-    if user_timeout + connect_timeout >= worker_timeout:
+    if not connect_timeout:
+        return "connect_timeout is off: a connection attempt to a vanished host waits for the kernel"
+    # libpq waits at least 2 s per address tried.
+    connect_timeout = max(connect_timeout, 2)
+    if not (keepalives and idle):
         return (
-            f"tcp_user_timeout ({user_timeout:g}s) + connect_timeout ({connect_timeout:g}s) is not "
-            f"below GUNICORN_TIMEOUT ({worker_timeout}s)"
+            "keepalives are off or at the kernel's timing (a first probe after 2 hours): a request "
+            "waiting for a result from a vanished host is not ended"
+        )
+    worst = max(user_timeout, idle + user_timeout) + connect_timeout
+    if worst >= worker_timeout:
+        return (
+            f"keepalives_idle ({idle:g}s) + tcp_user_timeout ({user_timeout:g}s) + connect_timeout "
+            f"({connect_timeout:g}s) is not below GUNICORN_TIMEOUT ({worker_timeout}s)"
         )
     return None
 

@@ -59,9 +59,10 @@ def api_view(
                 logger.error("database unavailable in %s: %s", view.__name__, exc)
                 # Not "nothing was recorded": a connection cut after the server received
                 # a write may still have committed it.
-                return error_response(
-                    503, unavailable, "The database is not reachable; the request is not confirmed."
-                )
+                detail = "The database is not reachable"
+                if request.method != "GET":
+                    detail += "; the request is not confirmed"
+                return error_response(503, unavailable, detail + ".")
             except DataError as exc:
                 # A value the database cannot hold (e.g. a position beyond its range):
                 # the transaction rolled back, nothing was written.

@@ -37,21 +37,34 @@ POSTGRES = "django_prometheus.db.backends.postgresql"
 
 
 @pytest.mark.parametrize(
-    ("user_timeout_ms", "connect", "worker_timeout", "warned"),
+    ("options", "worker_timeout", "warned"),
     [
-        (10_000, 3, 30, False),  # the defaults: ~13 s, under gunicorn's 30 s
-        (10_000, "3", 13, True),  # a DATABASE_URL's options are strings
-        (25_000, 5, 30, True),  # 30 s: gunicorn kills the worker first
-        (0, 3, 30, True),  # no guard: the kernel's ~15 minutes
-        (2_000, 2, 60, False),  # the partition tests' own
+        ({}, 30, False),  # the defaults: 5 + 10 + 3 = 18 s, under gunicorn's 30 s
+        ({"connect_timeout": "3", "keepalives_idle": "5"}, 18, True),  # strings; 18 s is not under 18
+        ({"tcp_user_timeout": 25_000}, 30, True),  # gunicorn kills the worker first
+        ({"keepalives_idle": 20}, 30, True),  # a request waiting for a result: 33 s
+        ({"tcp_user_timeout": 0}, 30, True),  # no guard: the kernel's ~15 minutes
+        ({"connect_timeout": 0}, 30, True),  # a reconnect waits for the kernel
+        ({"keepalives": 0}, 30, True),  # a request waiting for a result waits for ever
+        ({"keepalives_idle": None}, 30, True),  # the kernel's 2 hours
+        (
+            {"tcp_user_timeout": 2_000, "connect_timeout": 1, "keepalives_idle": 2},
+            60,
+            False,
+        ),  # the partition tests'
+        ({"tcp_user_timeout": 2_000, "connect_timeout": 1, "keepalives_idle": 2}, 6, True),  # libpq waits 2 s
     ],
 )
-def test_the_partition_guard_is_held_against_gunicorns_worker_timeout(
-    user_timeout_ms, connect, worker_timeout, warned
-):
-    options = {"tcp_user_timeout": user_timeout_ms, "connect_timeout": connect}
-    database = {"ENGINE": POSTGRES, "OPTIONS": options}
+def test_the_partition_guard_is_held_against_gunicorns_worker_timeout(options, worker_timeout, warned):
+    defaults = {"tcp_user_timeout": 10_000, "connect_timeout": 3, "keepalives": 1, "keepalives_idle": 5}
+    database = {"ENGINE": POSTGRES, "OPTIONS": {**defaults, **options}}
     assert (partition_guard_problem(database, worker_timeout) is not None) is warned
+
+
+def test_the_partition_guard_check_warns_on_a_value_that_is_not_a_number(monkeypatch):
+    monkeypatch.setenv("GUNICORN_TIMEOUT", "thirty")
+    expected = [] if connection.vendor == "sqlite" else ["ops.W004"]
+    assert [w.id for w in check_database_guards(None)] == expected
 
 
 def test_the_partition_guard_check_is_quiet_on_sqlite():
