@@ -12,6 +12,7 @@ timeout is killed and replaced) shows as changed worker pids.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -239,6 +240,66 @@ def _manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+@contextlib.contextmanager
+def serving(
+    folder: Path, postgres: PrivatePostgres, redis: PrivateRedis, engine: str, **env: str
+) -> Iterator[tuple[dict, dict[str, str]]]:
+    """The app on `postgres` and `redis`: a fresh database migrated, an API token for
+    `engine`, a supervisor logged in, and gunicorn with WORKERS workers; `env` on top of
+    the common settings. Yields Stack's fields and the environment for manage.py;
+    stops gunicorn at the end."""
+    with psycopg.connect(postgres.url("postgres"), autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f"CREATE DATABASE {DATABASE}")
+    port = free_port()
+    env = {
+        "DATABASE_URL": postgres.url(DATABASE),
+        "REDIS_URL": redis.url,
+        "CELERY_BROKER_URL": redis.url,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "INVESTIQ_VAR_DIR": str(folder / "var"),
+        "METRICS_TOKEN": "",
+        # Plain HTTP on the loopback: the session cookie must come back to us.
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+        **env,
+    }
+    manage_env = {**os.environ, **env}
+    # Commands are no gunicorn worker: multiprocess metrics would want that folder.
+    manage_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    _manage(manage_env, "migrate", "--noinput")
+    token = _manage(manage_env, "create_api_token", engine).strip()
+    created = _manage(manage_env, "ops_user", "sam", "--role", "supervisor", "--create")
+    password = PASSWORD_LINE.search(created)[1]
+
+    env |= {
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(WORKERS),
+        "PROMETHEUS_MULTIPROC_DIR": str(folder / "multiproc"),
+        "GUNICORN_CMD_ARGS": f"--access-logformat '{ACCESS_LOG_FORMAT}'",
+    }
+    log = folder / "gunicorn.log"
+    gunicorn = start_process(["gunicorn", "investiq.wsgi", "-c", "gunicorn.conf.py"], env, log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_ready(f"{url}/readyz", gunicorn)
+        except NotReady as exc:
+            pytest.fail(f"gunicorn did not start: {exc}\n{log.read_text()[-3000:]}")
+        fields = {
+            "url": url,
+            "port": port,
+            "postgres": postgres,
+            "redis": redis,
+            "gunicorn": gunicorn,
+            "log": log,
+            "token": token,
+            "console": log_in(url, "sam", password),
+        }
+        yield fields, manage_env
+    finally:
+        stop_process(gunicorn)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     # A service test: it runs in CI's services pass, skips on the newcomer path.
@@ -251,71 +312,30 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         postgres = PrivatePostgres()
     except ServiceUnavailable as exc:
         require_service(False, f"no private Postgres cluster: {exc}")
-    gunicorn = None
-    redis = None
-    try:
+    # Every step stops what it started even when an earlier stop fails.
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(postgres.remove)
         postgres.start()
-        with psycopg.connect(postgres.url("postgres"), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {DATABASE}")
         try:
             redis = PrivateRedis(folder)
         except ServiceUnavailable as exc:
             require_service(False, f"no private Redis: {exc}")
+        cleanup.callback(redis.stop)
         redis.start()
-        port = free_port()
-        env = {
-            "DATABASE_URL": postgres.url(DATABASE),
-            "REDIS_URL": redis.url,
-            "CELERY_BROKER_URL": redis.url,
-            "SECRET_KEY": "fault-tests",
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "INVESTIQ_VAR_DIR": str(folder / "var"),
-            "METRICS_TOKEN": "",
-            # Plain HTTP on the loopback: the session cookie must come back to us.
-            "SESSION_COOKIE_SECURE": "false",
-            "CSRF_COOKIE_SECURE": "false",
-            "TRADING_TWO_PERSON_RESUME": "false",
-            "BROKER_CANCEL_WAIT_SECONDS": "0.5",
-        }
-        manage_env = {**os.environ, **env}
-        # Commands are no gunicorn worker: multiprocess metrics would want that folder.
-        manage_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        _manage(manage_env, "migrate", "--noinput")
-        token = _manage(manage_env, "create_api_token", "fault-engine").strip()
-        created = _manage(manage_env, "ops_user", "sam", "--role", "supervisor", "--create")
-        password = PASSWORD_LINE.search(created)[1]
-
-        env |= {
-            "GUNICORN_BIND": f"127.0.0.1:{port}",
-            "WEB_CONCURRENCY": str(WORKERS),
-            "PROMETHEUS_MULTIPROC_DIR": str(folder / "multiproc"),
-            "GUNICORN_CMD_ARGS": f"--access-logformat '{ACCESS_LOG_FORMAT}'",
-        }
-        log = folder / "gunicorn.log"
-        gunicorn = start_process(["gunicorn", "investiq.wsgi", "-c", "gunicorn.conf.py"], env, log)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_ready(f"{url}/readyz", gunicorn)
-        except NotReady as exc:
-            pytest.fail(f"gunicorn did not start: {exc}\n{log.read_text()[-3000:]}")
-        stack = Stack(
-            url=url,
-            port=port,
-            postgres=postgres,
-            redis=redis,
-            gunicorn=gunicorn,
-            log=log,
-            token=token,
-            console=log_in(url, "sam", password),
+        fields, _ = cleanup.enter_context(
+            serving(
+                folder,
+                postgres,
+                redis,
+                "fault-engine",
+                SECRET_KEY="fault-tests",
+                TRADING_TWO_PERSON_RESUME="false",
+                BROKER_CANCEL_WAIT_SECONDS="0.5",
+            )
         )
+        stack = Stack(**fields)
         wait_for("both workers", stack.all_workers_up)
         yield stack
-    finally:
-        if gunicorn is not None:
-            stop_process(gunicorn)
-        if redis is not None:
-            redis.stop()
-        postgres.remove()
 
 
 @pytest.fixture

@@ -49,23 +49,16 @@ from ops.tests.private_network import NetworkUnavailable, PrivateNetwork
 from ops.tests.private_services import PrivatePostgres, PrivateRedis, ServiceUnavailable
 from ops.tests.processes import (
     ROOT,
-    NotReady,
-    free_port,
-    log_in,
-    start_process,
-    stop_process,
     wait_until_ready,
 )
 from ops.tests.test_faults import (
-    ACCESS_LOG_FORMAT,
     DATABASE,
-    PASSWORD_LINE,
     WORKERS,
     Answer,
     Stack,
-    _manage,
     assert_trading_state_unavailable,
     scrape,
+    serving,
     wait_for,
 )
 
@@ -146,10 +139,11 @@ def stack(tmp_path_factory) -> Iterator[PartitionStack]:
         "partition tests run in the services pass (DATABASE_URL on Postgres)",
     )
     folder = tmp_path_factory.mktemp("partition")
-    network = postgres = redis = gunicorn = None
-    try:
+    # Every step stops what it started even when an earlier stop fails.
+    with contextlib.ExitStack() as cleanup:
         try:
             network = PrivateNetwork()
+            cleanup.callback(network.remove)
             network.create()
         except NetworkUnavailable as exc:
             require_service(False, f"no private network to partition: {exc}")
@@ -157,74 +151,31 @@ def stack(tmp_path_factory) -> Iterator[PartitionStack]:
             postgres = PrivatePostgres(host=network.inner_address, prefix=network.exec_prefix)
         except ServiceUnavailable as exc:
             require_service(False, f"no private Postgres cluster: {exc}")
+        cleanup.callback(postgres.remove)
         postgres.start()
-        with psycopg.connect(postgres.url("postgres"), autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f"CREATE DATABASE {DATABASE}")
         try:
             redis = PrivateRedis(folder)
         except ServiceUnavailable as exc:
             require_service(False, f"no private Redis: {exc}")
+        cleanup.callback(redis.stop)
         redis.start()
-        port = free_port()
-        env = {
-            "DATABASE_URL": postgres.url(DATABASE),
-            "REDIS_URL": redis.url,
-            "CELERY_BROKER_URL": redis.url,
-            "SECRET_KEY": "partition-tests",
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "INVESTIQ_VAR_DIR": str(folder / "var"),
-            "METRICS_TOKEN": "",
-            "SESSION_COOKIE_SECURE": "false",
-            "CSRF_COOKIE_SECURE": "false",
-            # The in-flight test holds the gate's call on a row lock for seconds: the
-            # server's own statement_timeout must not end it before the partition does.
-            "DB_STATEMENT_TIMEOUT_MS": "60000",
-            **GUARDS,
-        }
-        manage_env = {**os.environ, **env}
-        manage_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        _manage(manage_env, "migrate", "--noinput")
-        token = _manage(manage_env, "create_api_token", "partition-engine").strip()
-        created = _manage(manage_env, "ops_user", "sam", "--role", "supervisor", "--create")
-        password = PASSWORD_LINE.search(created)[1]
-
-        env |= {
-            "GUNICORN_BIND": f"127.0.0.1:{port}",
-            "WEB_CONCURRENCY": str(WORKERS),
-            "GUNICORN_TIMEOUT": str(GUNICORN_TIMEOUT),
-            "PROMETHEUS_MULTIPROC_DIR": str(folder / "multiproc"),
-            "GUNICORN_CMD_ARGS": f"--access-logformat '{ACCESS_LOG_FORMAT}'",
-        }
-        log = folder / "gunicorn.log"
-        gunicorn = start_process(["gunicorn", "investiq.wsgi", "-c", "gunicorn.conf.py"], env, log)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_ready(f"{url}/readyz", gunicorn)
-        except NotReady as exc:
-            pytest.fail(f"gunicorn did not start: {exc}\n{log.read_text()[-3000:]}")
-        stack = PartitionStack(
-            url=url,
-            port=port,
-            postgres=postgres,
-            redis=redis,
-            gunicorn=gunicorn,
-            log=log,
-            token=token,
-            console=log_in(url, "sam", password),
-            network=network,
-            env=manage_env,
+        fields, manage_env = cleanup.enter_context(
+            serving(
+                folder,
+                postgres,
+                redis,
+                "partition-engine",
+                SECRET_KEY="partition-tests",
+                # The in-flight test holds the gate's call on a row lock for seconds: the
+                # server's own statement_timeout must not end it before the partition does.
+                DB_STATEMENT_TIMEOUT_MS="60000",
+                GUNICORN_TIMEOUT=str(GUNICORN_TIMEOUT),
+                **GUARDS,
+            )
         )
+        stack = PartitionStack(**fields, network=network, env=manage_env)
         wait_for("both workers", stack.all_workers_up)
         yield stack
-    finally:
-        if gunicorn is not None:
-            stop_process(gunicorn)
-        if redis is not None:
-            redis.stop()
-        if postgres is not None:
-            postgres.remove()
-        if network is not None:
-            network.remove()
 
 
 @pytest.fixture
