@@ -24,6 +24,13 @@ def unbounded_counts(queries: list[dict]) -> list[str]:
     return [q["sql"] for q in queries if re.search(r"COUNT\(", q["sql"], re.I) and "LIMIT" not in q["sql"]]
 
 
+# One trade a second back from a fixed noon, never from now(): the newest day then holds
+# 43,200 of them, more than the paginator's cap, at any hour the suite runs. From now(),
+# soon after midnight UTC the newest day held fewer than the cap, its capped count had
+# to read every match, and the planner sometimes chose a scan of all 100,000 rows.
+BULK_NEWEST = datetime(2026, 3, 15, 12, tzinfo=UTC)
+
+
 @pytest.fixture
 def hundred_thousand_trades(postgres):
     with connection.cursor() as cursor:
@@ -34,11 +41,12 @@ def hundred_thousand_trades(postgres):
             """
             INSERT INTO ops_trade (client_order_id, symbol, side, quantity, price, strategy,
                                    executed_at, created_at)
-            SELECT 'bulk-' || n, (ARRAY['AAPL','MSFT','NVDA','TSLA'])[1 + n % 4],
-                   CASE WHEN n % 2 = 0 THEN 'buy' ELSE 'sell' END, 1 + n % 100, 100 + n % 50,
-                   'default', now() - (n || ' seconds')::interval, now()
+            SELECT 'bulk-' || n, (ARRAY['AAPL','MSFT','NVDA','TSLA'])[1 + n %% 4],
+                   CASE WHEN n %% 2 = 0 THEN 'buy' ELSE 'sell' END, 1 + n %% 100, 100 + n %% 50,
+                   'default', %s - (n || ' seconds')::interval, now()
             FROM generate_series(1, 100000) AS n
-            """
+            """,
+            [BULK_NEWEST],
         )
         # What autovacuum does in production; the paginator reads the planner's estimate.
         cursor.execute("ANALYZE ops_trade")
