@@ -6,11 +6,34 @@ class OpsConfig(AppConfig):
     verbose_name = "InvestIQ operations"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate
+        from django.db.models.signals import post_migrate, pre_migrate
 
         from ops import checks  # noqa: F401 - registers the system checks
         from ops.monitoring import metrics  # noqa: F401 - defines the metrics before any request
-        from ops.trading.roles import ensure_roles
 
-        # Again after every migrate and test-database flush: the roles must always exist.
-        post_migrate.connect(lambda sender, **kwargs: ensure_roles(), sender=self, weak=False)
+        pre_migrate.connect(_before_migrate, sender=self, weak=False)
+        # Again after every migrate and test-database flush: the roles must always exist,
+        # and every append-only table keeps its guard (SQLite's table rebuilds drop it).
+        post_migrate.connect(_after_migrate, sender=self, weak=False)
+
+
+def _before_migrate(sender: AppConfig, using: str, **kwargs) -> None:
+    from django.db import connections
+
+    from ops import guards
+
+    connection = connections[using]
+    if connection.vendor == "sqlite":
+        # SQLite's guard names the table's columns, and SQLite refuses to drop a column
+        # a trigger names: off while the migrations change the tables, on after them.
+        guards.uninstall(connection, sender.get_models())
+
+
+def _after_migrate(sender: AppConfig, using: str, **kwargs) -> None:
+    from django.db import connections
+
+    from ops import guards
+    from ops.trading.roles import ensure_roles
+
+    ensure_roles()
+    guards.install(connections[using], sender.get_models())

@@ -3,37 +3,7 @@
 import django.utils.timezone
 from django.db import migrations, models
 
-# Like the audit log (0003): a cancellation row records who asked and why; only its
-# broker outcome may be written afterwards, and it is never deleted.
-GUARD_SQL = """
-CREATE OR REPLACE FUNCTION ops_brokercancellation_append_only() RETURNS trigger AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        RAISE EXCEPTION 'broker cancellations are append-only: DELETE refused';
-    END IF;
-    IF (NEW.actor, NEW.source, NEW.reason, NEW.created_at) IS DISTINCT FROM
-       (OLD.actor, OLD.source, OLD.reason, OLD.created_at) THEN
-        RAISE EXCEPTION 'broker cancellations are append-only: only the broker outcome may be recorded';
-    END IF;
-    RETURN NEW;
-END $$ LANGUAGE plpgsql;
--- next
-CREATE TRIGGER ops_brokercancellation_append_only BEFORE UPDATE OR DELETE ON ops_brokercancellation
-    FOR EACH ROW EXECUTE FUNCTION ops_brokercancellation_append_only();
-"""
-
-
-def guard(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for statement in GUARD_SQL.split("\n-- next\n"):
-            schema_editor.execute(statement)
-
-
-def unguard(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("DROP TRIGGER IF EXISTS ops_brokercancellation_append_only ON ops_brokercancellation")
-        schema_editor.execute("DROP FUNCTION IF EXISTS ops_brokercancellation_append_only()")
-
+# The cancellation rows' append-only guard is declared on the model (ops.guards).
 
 class Migration(migrations.Migration):
 
@@ -67,5 +37,4 @@ class Migration(migrations.Migration):
             name='quantity',
             field=models.DecimalField(decimal_places=8, default=0, help_text='Signed: long > 0, short < 0.', max_digits=32),
         ),
-        migrations.RunPython(guard, unguard),
     ]

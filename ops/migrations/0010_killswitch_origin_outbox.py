@@ -4,44 +4,6 @@ import importlib
 
 from django.db import migrations, models
 
-# The append-only guards (0003, 0007) list the columns that never change after the
-# insert; origin joins them. The outbox bookkeeping (broker_attempts,
-# broker_attempted_at) is, like the outcome, written after the insert, so it stays out.
-EVENT_GUARD = """
-CREATE OR REPLACE FUNCTION ops_tradingevent_append_only() RETURNS trigger AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        RAISE EXCEPTION 'trading events are append-only: DELETE refused';
-    END IF;
-    IF (NEW.scope, NEW.from_state, NEW.to_state, NEW.reason, NEW.actor, NEW.source, NEW.approver,
-        NEW.created_at{extra_new}) IS DISTINCT FROM
-       (OLD.scope, OLD.from_state, OLD.to_state, OLD.reason, OLD.actor, OLD.source, OLD.approver,
-        OLD.created_at{extra_old}) THEN
-        RAISE EXCEPTION 'trading events are append-only: only the broker outcome may be recorded';
-    END IF;
-    RETURN NEW;
-END $$ LANGUAGE plpgsql;
-"""
-CANCELLATION_GUARD = """
-CREATE OR REPLACE FUNCTION ops_brokercancellation_append_only() RETURNS trigger AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        RAISE EXCEPTION 'broker cancellations are append-only: DELETE refused';
-    END IF;
-    IF (NEW.actor, NEW.source, NEW.reason, NEW.created_at{extra_new}) IS DISTINCT FROM
-       (OLD.actor, OLD.source, OLD.reason, OLD.created_at{extra_old}) THEN
-        RAISE EXCEPTION 'broker cancellations are append-only: only the broker outcome may be recorded';
-    END IF;
-    RETURN NEW;
-END $$ LANGUAGE plpgsql;
-"""
-
-
-def _guards(schema_editor, extra_new: str, extra_old: str) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        for sql in (EVENT_GUARD, CANCELLATION_GUARD):
-            schema_editor.execute(sql.format(extra_new=extra_new, extra_old=extra_old))
-
 
 def recount_events_on_sqlite(apps, schema_editor):
     # SQLite adds these columns by rebuilding ops_tradingevent, which drops its
@@ -52,14 +14,6 @@ def recount_events_on_sqlite(apps, schema_editor):
         with schema_editor.connection.cursor() as cursor:
             cursor.execute(f"DROP TRIGGER IF EXISTS ops_count_{name}")
             cursor.execute(counters.sqlite_sql(name, table, label))
-
-
-def guard_origin(apps, schema_editor):
-    _guards(schema_editor, ", NEW.origin", ", OLD.origin")
-
-
-def unguard_origin(apps, schema_editor):
-    _guards(schema_editor, "", "")
 
 
 class Migration(migrations.Migration):
@@ -119,6 +73,5 @@ class Migration(migrations.Migration):
             model_name='tradingevent',
             index=models.Index(condition=models.Q(('broker_outcome', 'pending')), fields=['broker_outcome'], name='tradingevent_broker_pending'),
         ),
-        migrations.RunPython(guard_origin, unguard_origin),
         migrations.RunPython(recount_events_on_sqlite, migrations.RunPython.noop),
     ]

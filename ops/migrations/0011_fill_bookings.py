@@ -4,29 +4,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-# Like the audit log: a fill booked past the gate is never edited or deleted.
-GUARD_SQL = """
-CREATE OR REPLACE FUNCTION ops_fillbooking_append_only() RETURNS trigger AS $$
-BEGIN
-    RAISE EXCEPTION USING MESSAGE = 'fill bookings are append-only: ' || TG_OP || ' refused';
-END $$ LANGUAGE plpgsql;
--- next
-CREATE TRIGGER ops_fillbooking_append_only BEFORE UPDATE OR DELETE ON ops_fillbooking
-    FOR EACH ROW EXECUTE FUNCTION ops_fillbooking_append_only();
-"""
-
-
-def guard(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for statement in GUARD_SQL.split("\n-- next\n"):
-            schema_editor.execute(statement)
-
-
-def unguard(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("DROP TRIGGER IF EXISTS ops_fillbooking_append_only ON ops_fillbooking")
-        schema_editor.execute("DROP FUNCTION IF EXISTS ops_fillbooking_append_only()")
-
+# The bookings' append-only guard is declared on the model (ops.guards).
 
 def give_supervisors_the_new_permission(apps, schema_editor):
     from ops.trading.roles import ensure_roles
@@ -62,6 +40,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.CheckConstraint(condition=models.Q(('reason', ''), _negated=True), name='fillbooking_reason_set')],
             },
         ),
-        migrations.RunPython(guard, unguard),
         migrations.RunPython(give_supervisors_the_new_permission, migrations.RunPython.noop),
     ]

@@ -486,41 +486,8 @@ def test_booking_is_idempotent_and_never_double_books(halted, supervisor):
     assert FillBooking.objects.count() == 1
 
 
-def test_fill_bookings_are_append_only(halted, supervisor):
-    from ops.trading import gate, service
-    from ops.trading.models import FillBooking
-
-    order = TradeOrder(
-        client_order_id="alpaca-fill-3", symbol="AAPL", side="buy", quantity=Decimal(1), price=Decimal(1)
-    )
-    gate.book_fill(order, actor=service.Actor.of(supervisor), reason="x")
-    booking = FillBooking.objects.get()
-    with pytest.raises(ValueError, match="append-only"):
-        booking.save()
-    with pytest.raises(ValueError, match="append-only"):
-        booking.delete()
-
-
 def test_the_trade_list_links_to_booking_a_fill(admin_client_logged_in):
     assert BOOK_FILL in admin_client_logged_in.get(CHANGELIST).content.decode()
-
-
-def test_the_database_refuses_to_rewrite_a_fill_booking(halted, supervisor, postgres):
-    from django.db import DatabaseError, transaction
-
-    from ops.trading import gate, service
-
-    order = TradeOrder(
-        client_order_id="alpaca-fill-4", symbol="AAPL", side="buy", quantity=Decimal(1), price=Decimal(1)
-    )
-    gate.book_fill(order, actor=service.Actor.of(supervisor), reason="x")
-    for sql in ("UPDATE ops_fillbooking SET reason = 'rewritten'", "DELETE FROM ops_fillbooking"):
-        with (
-            pytest.raises(DatabaseError, match="append-only"),
-            transaction.atomic(),
-            connection.cursor() as cursor,
-        ):
-            cursor.execute(sql)
 
 
 @pytest.mark.parametrize("role", ["viewer", "operator", "supervisor"])

@@ -9,9 +9,9 @@ import sys
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection
-from django.db.migrations.executor import MigrationExecutor
 
 from ops.api.models import DEFAULT_SCOPES, ApiClient
+from ops.tests.conftest import latest_migrations, migrate_schema
 from ops.tests.processes import ROOT
 
 
@@ -64,18 +64,14 @@ def test_the_admin_refuses_a_client_without_scopes(admin_client_logged_in):
 
 
 def test_existing_clients_get_the_default_scopes_from_the_migration(transactional_db):
-    executor = MigrationExecutor(connection)
-    before = [("ops", "0007_review_fixes")]
-    latest = executor.loader.graph.leaf_nodes("ops")
-    executor.migrate(before)
+    latest = latest_migrations()
+    migrate_schema([("ops", "0007_review_fixes")])
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO ops_apiclient (name, token_hash, token_hint, is_active, created_at) "
             "VALUES ('old-engine', 'h', 'iq_', true, CURRENT_TIMESTAMP)"
         )
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(latest)
+    migrate_schema(latest)
     with connection.cursor() as cursor:
         cursor.execute("SELECT scopes FROM ops_apiclient WHERE name = 'old-engine'")
         assert cursor.fetchone()[0] == DEFAULT_SCOPES

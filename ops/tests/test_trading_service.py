@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from ops.tests.conftest import make_user
@@ -250,27 +249,7 @@ def test_a_request_is_approved_only_once(operator, supervisor, supervisor2, two_
 # --- the audit log ----------------------------------------------------------------------
 
 
-def test_events_cannot_be_edited_or_deleted_through_the_orm(operator):
-    service.halt("global", reason="x", actor=Actor.of(operator))
-    event = TradingEvent.objects.get()
-    event.reason = "rewritten"
-    with pytest.raises(ValueError, match="append-only"):
-        event.save()
-    with pytest.raises(ValueError, match="append-only"):
-        event.delete()
-
-
-def test_the_database_refuses_to_rewrite_or_delete_events(operator, postgres):
-    service.halt("global", reason="x", actor=Actor.of(operator))
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        TradingEvent.objects.update(reason="rewritten")
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        TradingEvent.objects.all().delete()
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        TradingEvent.objects.update(origin="cli someone-else@elsewhere")
-    # The outbox's bookkeeping is written after the insert, like the outcome.
-    TradingEvent.objects.update(broker_attempts=1)
-    assert TradingEvent.objects.get().reason == "x"
+# The audit log's append-only guard, on both databases: test_guards.py.
 
 
 def test_a_request_whose_requester_lost_the_role_cannot_be_approved(

@@ -12,6 +12,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from ops.monitoring.models import MetricCounter
 from ops.records.models import Analysis, Position, Trade
+from ops.tests.conftest import latest_migrations, migrate_schema
 from ops.trading.scopes import InvalidScope, parse_scope
 
 BEFORE = [("ops", "0007_review_fixes")]
@@ -107,15 +108,13 @@ def test_the_admin_refuses_a_lower_case_symbol_with_a_field_error(admin_client_l
 @pytest.fixture
 def migrated_back(transactional_db):
     """The schema as of 0007, with 0008 still to apply; back to the latest afterwards."""
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    yield executor.loader.project_state(BEFORE).apps
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    migrate_schema(BEFORE)
+    yield MigrationExecutor(connection).loader.project_state(BEFORE).apps
+    migrate_schema(latest_migrations())
 
 
 def migrate_forward() -> None:
-    MigrationExecutor(connection).migrate(AFTER)
+    migrate_schema(AFTER)
 
 
 def test_the_migration_upper_cases_symbols_and_folds_positions(migrated_back):

@@ -10,6 +10,8 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from ops.guards import AppendOnly
+
 
 class State(models.TextChoices):
     ACTIVE = "ACTIVE", "Active"
@@ -96,6 +98,10 @@ class BrokerOutbox(models.Model):
     broker_attempts = models.PositiveSmallIntegerField(default=0)
     broker_attempted_at = models.DateTimeField(null=True, blank=True)
 
+    # The columns written after the insert (ops.trading.broker); an append-only row with
+    # this outbox may change these and nothing else.
+    OUTBOX_COLUMNS = ("broker_outcome", "broker_detail", "broker_attempts", "broker_attempted_at")
+
     objects = BrokerOutboxQuerySet.as_manager()
 
     class Meta:
@@ -125,7 +131,9 @@ class TradingEventQuerySet(BrokerOutboxQuerySet):
 
 
 class TradingEvent(BrokerOutbox):
-    """One transition, append-only: never updated except its broker outcome, once."""
+    """One transition, append-only: never deleted, never updated but for its broker outcome."""
+
+    append_only = AppendOnly(mutable=BrokerOutbox.OUTBOX_COLUMNS)
 
     scope = models.CharField(max_length=80)
     from_state = models.CharField(max_length=8, choices=State.choices)
@@ -160,14 +168,6 @@ class TradingEvent(BrokerOutbox):
     def __str__(self) -> str:
         when = f"{self.created_at:%Y-%m-%d %H:%M:%S}"
         return f"{when} {self.scope} {self.from_state}→{self.to_state} by {self.actor}"
-
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None and not self._state.adding:
-            raise ValueError("Trading events are append-only; they are never edited.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("Trading events are append-only; they are never deleted.")
 
 
 class ResumeRequestQuerySet(models.QuerySet):
@@ -226,6 +226,8 @@ class BrokerCancellation(BrokerOutbox):
     """A cancel-all-orders request made while the global scope was already HALTED
     (e.g. after an automatic trip), so there was no transition event to carry it."""
 
+    append_only = AppendOnly(mutable=BrokerOutbox.OUTBOX_COLUMNS)
+
     actor = models.CharField(max_length=150)
     source = models.CharField(max_length=100)
     origin = models.CharField(max_length=200, blank=True, help_text=ORIGIN_HELP)
@@ -248,21 +250,13 @@ class BrokerCancellation(BrokerOutbox):
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} cancel all orders by {self.actor}: {self.broker_outcome}"
 
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None and not self._state.adding:
-            raise ValueError(
-                "Broker cancellations are append-only; only their outcome is recorded, by update."
-            )
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("Broker cancellations are append-only; they are never deleted.")
-
 
 class FillBooking(models.Model):
     """The audit of a fill booked past the gate: it had already happened at the broker
     (say, an order placed before a halt and filled after it), so refusing it would only
     make the books disagree with the broker. Written with its trade, append-only."""
+
+    append_only = AppendOnly()
 
     trade = models.OneToOneField("ops.Trade", on_delete=models.PROTECT, related_name="booking")
     actor = models.CharField(max_length=150)
@@ -280,11 +274,3 @@ class FillBooking(models.Model):
     def __str__(self) -> str:
         when = f"{self.created_at:%Y-%m-%d %H:%M:%S}"
         return f"{when} fill {self.trade_id} booked by {self.actor} ({self.state_at_booking})"
-
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None and not self._state.adding:
-            raise ValueError("Fill bookings are append-only; they are never edited.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("Fill bookings are append-only; they are never deleted.")
