@@ -78,6 +78,12 @@ def _alive(pid: int) -> bool:
 
 def on_starting(server) -> None:
     _refuse_if_taken(server)
+    if server.cfg.threads > 1:
+        # A threaded worker opens its whole database pool at once and keeps it (settings'
+        # DB_POOL_*): the connections its API traffic may not take (DB_POOL_RESERVE) are
+        # then already open when a person halts, even if the server has since filled up.
+        # A sync worker serves one request at a time on the one connection it keeps.
+        os.environ.setdefault("DB_POOL_MIN_SIZE", os.environ.get("DB_POOL_SIZE", "4"))
     folder = _multiproc_dir(server)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     folder.mkdir(parents=True, exist_ok=True)

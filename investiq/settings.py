@@ -122,8 +122,31 @@ DATABASES = {
 DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
     "django.db.backends.", "django_prometheus.db.backends."
 )
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Seconds a thread keeps its connection: SQLite (a file handle, not a server slot), and
+# Postgres without its pool (DB_POOL_SIZE=0). The pool below replaces it on Postgres.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+# Postgres: the most connections one process (a gunicorn worker, runserver, a Celery
+# worker child, a shell command) ever holds, whatever its thread count. 0: no pool, one
+# persistent connection per thread as before issue 16 (benchmarks only: runserver's thread
+# per request then exhausts the server). See README "Database connections".
+DB_POOL_SIZE = env.int("DB_POOL_SIZE", default=4)
+# Of those, how many the trading engine's API traffic may never take (ops.api.admission):
+# they stay free for people (console, admin), Alertmanager's webhook and the kill switch.
+DB_POOL_RESERVE = env.int("DB_POOL_RESERVE", default=1)
+# Seconds a request waits for a connection (or an engine slot) before its 503. It is also
+# how long a request waits while the database refuses connections (the pool retries in
+# the background and tells no waiter), so it stays short.
+DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=3.0)
+# The connection budget that ops.W005 checks: what the server admits to the app (Postgres
+# defaults: max_connections 100 less 3 superuser slots), and the connections
+# kept free for shells (manage.py trading, migrate, a person's psql).
+DB_MAX_CONNECTIONS = env.int("DB_MAX_CONNECTIONS", default=97)
+DB_SHELL_CONNECTIONS = env.int("DB_SHELL_CONNECTIONS", default=3)
+APP_HOSTS = env.int("APP_HOSTS", default=1)
+# A connection URL for `manage.py trading` only: a role allowed into the server's reserved
+# slots, so a halt from a shell gets in even when the server is full (README).
+KILLSWITCH_DATABASE_URL = env.str("KILLSWITCH_DATABASE_URL", default="")
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # web (several gunicorn workers), worker, beat and manage.py share one file, and every
     # connection of every process is opened with these options (the test database too).
@@ -177,7 +200,7 @@ else:
     _tcp_user_timeout = env.int("DB_TCP_USER_TIMEOUT_MS", default=10_000)
     _postgres.setdefault("tcp_user_timeout", _tcp_user_timeout)
     # Keepalives cover what tcp_user_timeout cannot see: nothing is unacknowledged while a
-    # request waits for a result, or while a worker's pooled connection (CONN_MAX_AGE)
+    # request waits for a result, or while a pooled connection
     # sits idle. After keepalives_idle seconds of silence the kernel sends a probe, then
     # one every keepalives_interval seconds; keepalives_count probes lost and the
     # connection is dead (5 + 3 x 5 = 20 s). On Linux a set tcp_user_timeout takes over
@@ -242,6 +265,26 @@ else:
     _postgres["options"] = " ".join(
         [*(f"-c {name}={value}" for name, value in _server_settings.items()), _postgres.get("options", "")]
     ).strip()
+    if DB_POOL_SIZE:
+        # psycopg_pool through Django (OPTIONS["pool"]): a connection goes back to the pool
+        # at the end of each request or task, so a process holds at most max_size, however
+        # many threads it runs; a request beyond them waits up to `timeout`, then gets a
+        # 503, and never turns into the server's "too many clients". The pool opens one
+        # connection at first use (a shell command needs no more) and grows on demand;
+        # gunicorn.conf.py makes a web worker hold all of its connections from the start.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them
+        _postgres["pool"] = {
+            "min_size": min(env.int("DB_POOL_MIN_SIZE", default=1), DB_POOL_SIZE),
+            "max_size": DB_POOL_SIZE,
+            "timeout": DB_POOL_TIMEOUT,
+            # A failed connect is retried in the background with a doubling delay (1, 2, 4,
+            # ... s) until this many seconds have passed, and no other is tried meanwhile:
+            # after a long outage the pool would wait minutes to try again, answering 503
+            # long after the database is back. Given up this soon, the next request starts
+            # a fresh attempt: back within about this long after the database is.
+            "reconnect_timeout": DB_POOL_TIMEOUT,
+            "name": "investiq",
+        }
     # A known limit, left as it is: a Postgres that is frozen but whose host still runs
     # (its processes SIGSTOPped, say). That host's kernel acknowledges every packet and
     # probe, so no TCP guard fires, and statement_timeout is the frozen server's own
@@ -335,6 +378,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=50)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Processes (prefork) or threads per worker; a command line's --concurrency wins. Counted
+# in the connection budget (ops.W005).
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=2)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 def _deployed() -> bool:
@@ -118,7 +118,8 @@ def partition_guard_problem(database: dict, worker_timeout: int) -> str | None:
     """A request against a database host that vanished from the network ends after
     tcp_user_timeout if it has data unacknowledged, or after keepalives_idle plus about
     tcp_user_timeout if it waits for a result; plus connect_timeout for the reconnect
-    (investiq/settings.py). If gunicorn's worker timeout comes first, the client gets a
+    (investiq/settings.py); an engine request may first wait DB_POOL_TIMEOUT for a
+    connection. If gunicorn's worker timeout comes first, the client gets a
     killed worker's reset connection instead of the gate's 503, and the worker is
     replaced. Raises ValueError for an option that is not a number."""
     if database["ENGINE"].endswith("sqlite3"):
@@ -140,13 +141,142 @@ def partition_guard_problem(database: dict, worker_timeout: int) -> str | None:
             "keepalives are off or at the kernel's timing (a first probe after 2 hours): a request "
             "waiting for a result from a vanished host is not ended"
         )
-    worst = max(user_timeout, idle + user_timeout) + connect_timeout
+    # An engine request may first wait for a connection slot (ops.api.admission).
+    pool_wait = settings.DB_POOL_TIMEOUT if options.get("pool") else 0
+    worst = pool_wait + max(user_timeout, idle + user_timeout) + connect_timeout
     if worst >= worker_timeout:
         return (
-            f"keepalives_idle ({idle:g}s) + tcp_user_timeout ({user_timeout:g}s) + connect_timeout "
-            f"({connect_timeout:g}s) is not below GUNICORN_TIMEOUT ({worker_timeout}s)"
+            f"DB_POOL_TIMEOUT ({pool_wait:g}s) + keepalives_idle ({idle:g}s) + tcp_user_timeout "
+            f"({user_timeout:g}s) + connect_timeout ({connect_timeout:g}s) is not below "
+            f"GUNICORN_TIMEOUT ({worker_timeout}s)"
         )
     return None
+
+
+def connection_budget() -> tuple[int, str]:
+    """The most connections this deployment's processes may hold at once, and the sum.
+
+    Every process holds at most DB_POOL_SIZE (investiq/settings.py): per app host, each
+    gunicorn worker (WEB_CONCURRENCY), each Celery worker process (CELERY_WORKER_CONCURRENCY,
+    prefork; counted the same with threads, an upper bound) and beat; plus the connections
+    kept for shells (DB_SHELL_CONNECTIONS: `manage.py trading halt`, migrate, a psql).
+    """
+    web = int(os.environ.get("WEB_CONCURRENCY", "3"))  # gunicorn.conf.py's variable
+    processes = web + settings.CELERY_WORKER_CONCURRENCY + 1
+    pool = settings.DB_POOL_SIZE
+    total = settings.APP_HOSTS * processes * pool + settings.DB_SHELL_CONNECTIONS
+    text = (
+        f"{settings.APP_HOSTS} host(s) x ({web} web + {settings.CELERY_WORKER_CONCURRENCY} worker "
+        f"+ 1 beat) x DB_POOL_SIZE {pool} + DB_SHELL_CONNECTIONS {settings.DB_SHELL_CONNECTIONS} = {total}"
+    )
+    return total, text
+
+
+def _admitted_connections(databases) -> tuple[int, str]:
+    """What the server admits to the app: read from it under `check --database default`,
+    else DB_MAX_CONNECTIONS."""
+    if databases and "default" in databases:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name, setting::int FROM pg_settings "
+                "WHERE name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections')"
+            )
+            values = dict(cursor.fetchall())
+        reserved = values.get("superuser_reserved_connections", 0) + values.get("reserved_connections", 0)
+        return values["max_connections"] - reserved, (
+            f"the server's max_connections {values['max_connections']} less {reserved} reserved slots"
+        )
+    return settings.DB_MAX_CONNECTIONS, f"DB_MAX_CONNECTIONS {settings.DB_MAX_CONNECTIONS}"
+
+
+@register(Tags.database)
+def check_connection_budget_on_the_server(app_configs, databases=None, **kwargs):
+    """`manage.py check --database default`: the budget against the server's own numbers."""
+    if not databases or "default" not in databases or not _pooled():
+        return []
+    return _budget_problems(databases)
+
+
+@register()
+def check_connection_budget(app_configs, databases=None, **kwargs):
+    if not _pooled():
+        return []
+    problems = []
+    if settings.DB_POOL_RESERVE >= settings.DB_POOL_SIZE:
+        problems.append(
+            Error(
+                f"DB_POOL_RESERVE ({settings.DB_POOL_RESERVE}) leaves the trading engine no connection "
+                f"of DB_POOL_SIZE ({settings.DB_POOL_SIZE}).",
+                hint="The reserve is the part of each process's pool that API traffic may not take: "
+                "keep it below DB_POOL_SIZE (default 1 of 4).",
+                id="ops.E005",
+            )
+        )
+    if databases and "default" in databases:
+        return problems  # the database check compares with the server's own numbers
+    return problems + _budget_problems(None)
+
+
+def _pooled() -> bool:
+    return bool(settings.DATABASES["default"].get("OPTIONS", {}).get("pool"))
+
+
+def _budget_problems(databases) -> list:
+    total, text = connection_budget()
+    admitted, source = _admitted_connections(databases)
+    if total <= admitted:
+        return []
+    return [
+        Warning(
+            f"The connection budget does not fit: {text}, above {source}.",
+            hint="Under load the last processes to connect (or a shell's halt) would get "
+            "'too many clients'. Lower DB_POOL_SIZE or the process counts, or raise the server's "
+            "max_connections (and DB_MAX_CONNECTIONS). README: Database connections.",
+            id="ops.W005",
+        )
+    ]
+
+
+def missing_triggers(connection) -> list[str]:
+    """The triggers every migrated database must hold that this one lacks: the metric
+    counters (migration 0005) and the append-only guards (ops.guards), as "table.trigger".
+    SQLite's table rebuilds have dropped both kinds before."""
+    import importlib
+
+    from django.apps import apps
+
+    from ops import guards
+
+    counters = importlib.import_module("ops.migrations.0005_metric_counter_triggers").COUNTERS
+    expected = {(table, f"ops_count_{name}") for name, table, _ in counters}
+    expected |= guards.expected_guards(connection, apps.get_app_config("ops").get_models())
+    with connection.cursor() as cursor:
+        tables = set(connection.introspection.table_names(cursor))
+    present = guards.triggers_in(connection)
+    return sorted(f"{table}.{name}" for table, name in expected - present if table in tables)
+
+
+@register(Tags.database)
+def check_triggers(app_configs, databases=None, **kwargs):
+    """`manage.py check --database default` (and migrate, before it runs)."""
+    from django.db import connections
+
+    if not databases or "default" not in databases:
+        return []
+    missing = missing_triggers(connections["default"])
+    if not missing:
+        return []
+    return [
+        Warning(
+            f"Database triggers are missing: {', '.join(missing)}. Without them trades are not "
+            "counted in /metrics, or the audit trail can be rewritten.",
+            hint="Run `manage.py migrate`: it puts the append-only guards back. A missing "
+            "ops_count_* trigger needs the counter migration (0005) re-applied.",
+            id="ops.W006",
+        )
+    ]
 
 
 @register()

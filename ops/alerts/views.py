@@ -31,7 +31,7 @@ def alert_json(alert: Alert) -> dict:
     }
 
 
-@api_view("POST", scope=Scope.ALERTS)
+@api_view("POST", scope=Scope.ALERTS, engine=False)
 def alertmanager_webhook(request: HttpRequest, client: ApiClient) -> JsonResponse:
     try:
         alerts = parse_notification(read_json_object(request))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -10,22 +11,36 @@ from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from ops.api.admission import EngineSaturated, engine_slot
 from ops.api.auth import authenticate
 from ops.api.errors import ApiError, error_response
 from ops.api.models import ApiClient
+from ops.monitoring.metrics import ORDERS_DENIED
 
 logger = logging.getLogger(__name__)
 
 ApiView = Callable[[HttpRequest, ApiClient], HttpResponse]
 
 
+# The answers that refuse an order: counted in investiq_orders_denied_total by their code.
+REFUSALS = (423, 503)
+
+
 def api_view(
-    *methods: str, scope: str, unavailable: str = "database_unavailable"
+    *methods: str,
+    scope: str,
+    unavailable: str = "database_unavailable",
+    engine: bool = True,
+    counts_refusals: bool = False,
 ) -> Callable[[ApiView], Callable[[HttpRequest], HttpResponse]]:
     """Method check, bearer auth, the token's scope and the JSON error shape, in that order.
 
     `unavailable` is the error code when the database cannot be reached at all (the
     trade gate says trading_state_unavailable: it cannot know the state, so it refuses).
+    `engine`: the trading engine's traffic, held to its share of the connection pool
+    (ops.api.admission); Alertmanager's webhook is not, since its alert actions halt.
+    `counts_refusals`: every 423 and 503 answer counts in investiq_orders_denied_total
+    with its error code, whatever failed first (the token look-up, the pool, the gate).
 
     CSRF does not apply: machine clients authenticate with a bearer token, never a
     cookie, so a browser cannot be tricked into sending one.
@@ -42,17 +57,36 @@ def api_view(
                     f"Use {' or '.join(methods)}.",
                     headers={"Allow": ", ".join(methods)},
                 )
+            code, response = answer(request, *args, **kwargs)
+            if counts_refusals and response.status_code in REFUSALS:
+                ORDERS_DENIED.labels(code).inc()
+            return response
+
+        def answer(request: HttpRequest, *args, **kwargs) -> tuple[str, HttpResponse]:
+            """The response and its error code ("" for a success)."""
             try:
-                client = authenticate(request)
-                if not client.has_scope(scope):
-                    raise ApiError(
-                        403,
-                        "forbidden_scope",
-                        f"This token lacks the '{scope}' scope (it has: {client.scopes}).",
-                    )
-                return view(request, client, *args, **kwargs)
+                with engine_slot() if engine else contextlib.nullcontext():
+                    client = authenticate(request)
+                    if not client.has_scope(scope):
+                        raise ApiError(
+                            403,
+                            "forbidden_scope",
+                            f"This token lacks the '{scope}' scope (it has: {client.scopes}).",
+                        )
+                    return "", view(request, client, *args, **kwargs)
             except ApiError as exc:
-                return exc.response()
+                return exc.code, exc.response()
+            except EngineSaturated as exc:
+                # Every connection the engine may use is busy: back off and retry. Nothing
+                # was sent to the database, so nothing can have been recorded.
+                logger.warning("%s: %s", view.__name__, exc)
+                return unavailable, error_response(
+                    503,
+                    unavailable,
+                    "The server is saturated: no database connection came free in time. Nothing "
+                    "was recorded; retry (an order with the same client_order_id).",
+                    headers={"Retry-After": "1"},
+                )
             except (OperationalError, InterfaceError) as exc:
                 # The database is down or unreachable: say so, so clients back off and
                 # retry, instead of a bare 500 that looks like a bug in their request.
@@ -62,12 +96,14 @@ def api_view(
                 detail = "The database is not reachable"
                 if request.method != "GET":
                     detail += "; the request is not confirmed"
-                return error_response(503, unavailable, detail + ".")
+                return unavailable, error_response(503, unavailable, detail + ".")
             except DataError as exc:
                 # A value the database cannot hold (e.g. a position beyond its range):
                 # the transaction rolled back, nothing was written.
                 logger.warning("value out of range in %s: %s", view.__name__, exc)
-                return error_response(400, "value_out_of_range", "A value is outside what can be stored.")
+                return "value_out_of_range", error_response(
+                    400, "value_out_of_range", "A value is outside what can be stored."
+                )
             except DatabaseError:
                 logger.exception("database error in %s", view.__name__)
                 raise

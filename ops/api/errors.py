@@ -7,6 +7,9 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
+from psycopg_pool import PoolTimeout
+
+from ops.db import server_refusal
 
 
 class ApiError(Exception):
@@ -82,9 +85,9 @@ DATABASE_BUSY_PAGE = """<!doctype html>
 <head><meta charset="utf-8"><title>Database busy (503)</title></head>
 <body>
 <h1>Database busy</h1>
-<p>The database is reachable, but it did not answer this page in time (a query timed out
-or waited too long for a lock). Trading is not halted by this; halts already made stay in
-force.</p>
+<p>The database is reachable, but it did not answer this page in time (every connection
+was busy, a query timed out, or it waited too long for a lock). Trading is not halted by
+this; halts already made stay in force.</p>
 <p>Try again in a moment.</p>
 </body>
 </html>
@@ -108,7 +111,17 @@ def _database_failure() -> str | None:
         return "gone"  # the connection object is closed or unusable
     if not isinstance(exc, OperationalError):
         return None
-    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    cause = exc.__cause__
+    if isinstance(cause, PoolTimeout):
+        # No pooled connection within DB_POOL_TIMEOUT: either every one was busy (a
+        # saturated server; the gate still answers, in turn) or the pool could not
+        # connect at all, which a direct connect tells.
+        cause = server_refusal()
+        if cause is None:
+            return "busy"
+        if not getattr(cause, "sqlstate", None):
+            return "gone"
+    sqlstate = getattr(cause, "sqlstate", None)
     if sqlstate:
         return "gone" if sqlstate[:2] in _GONE_CLASSES or sqlstate in _GONE_SQLSTATES else "busy"
     # No SQLSTATE: psycopg could not connect or lost the connection; on SQLite, a busy

@@ -13,7 +13,6 @@ from ops.api.errors import ApiError, error_response
 from ops.api.models import ApiClient, Scope
 from ops.api.parsing import read_json_object
 from ops.api.schemas import AnalysisForm, TradeForm, TradingStatusForm
-from ops.monitoring.metrics import ORDERS_DENIED
 from ops.records.intake import ConflictingOrder, TradeOrder, record_analysis
 from ops.records.models import Analysis, Trade
 from ops.trading.gate import TradeDenied, TradingStateUnavailable, effective_state, position_of, submit_trade
@@ -53,19 +52,17 @@ def analysis_json(analysis: Analysis) -> dict:
     }
 
 
-@api_view("POST", scope=Scope.TRADES, unavailable="trading_state_unavailable")
+@api_view("POST", scope=Scope.TRADES, unavailable="trading_state_unavailable", counts_refusals=True)
 def create_trade(request: HttpRequest, client: ApiClient) -> JsonResponse:
     order = TradeOrder.from_dict(TradeForm.validate(read_json_object(request)))
     try:
         trade, created = submit_trade(order, api_client=client)
     except TradeDenied as exc:
-        ORDERS_DENIED.labels(exc.code).inc()
         raise ApiError(423, exc.code, exc.detail, extra=exc.effective.as_json()) from None
     except TradingStateUnavailable:
         # Fail closed: without the state there is no trading. Not "refused", though: a
         # connection cut while the gate's call ran leaves the outcome with the server,
         # which may have committed it; the idempotent retry tells the client which.
-        ORDERS_DENIED.labels("trading_state_unavailable").inc()
         raise ApiError(
             503,
             "trading_state_unavailable",

@@ -49,13 +49,41 @@ def unreachable_database():
     """Point the default connection at a closed port (Postgres) or an impossible path."""
     key = "PORT" if connection.vendor == "postgresql" else "NAME"
     saved = {key: connection.settings_dict[key]}
-    connection.close()
-    connection.settings_dict[key] = 1 if key == "PORT" else "/nonexistent/dir/db.sqlite3"
+    _reconnect_with(saved | {key: 1 if key == "PORT" else "/nonexistent/dir/db.sqlite3"})
     try:
         yield saved
     finally:
-        connection.close()
-        connection.settings_dict.update(saved)
+        _reconnect_with(saved)
+
+
+def _reconnect_with(settings_dict: dict) -> None:
+    """The next query connects with these settings (a pool is built with the old ones)."""
+    connection.close()
+    if connection.vendor == "postgresql":
+        connection.close_pool()
+    connection.settings_dict.update(settings_dict)
+
+
+def migrate_schema(targets: list[tuple[str, str]]) -> None:
+    """Migrate to `targets` as `manage.py migrate` does (ops/apps.py): SQLite's
+    append-only guards off while the tables change (SQLite refuses to drop a column a
+    trigger names), and on again after."""
+    from django.apps import apps
+    from django.db.migrations.executor import MigrationExecutor
+
+    from ops import guards
+
+    models = list(apps.get_app_config("ops").get_models())
+    if connection.vendor == "sqlite":
+        guards.uninstall(connection, models)
+    MigrationExecutor(connection).migrate(targets)
+    guards.install(connection, models)
+
+
+def latest_migrations() -> list[tuple[str, str]]:
+    from django.db.migrations.loader import MigrationLoader
+
+    return MigrationLoader(connection).graph.leaf_nodes()
 
 
 @contextlib.contextmanager

@@ -64,11 +64,14 @@ class PrivatePostgres:
     root-only (0700) base folder. remove() deletes it.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", prefix: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", prefix: tuple[str, ...] = (), max_connections: int = 40
+    ) -> None:
         """`host`: the one address it listens on; `prefix`: a command every pg_ctl/initdb
         call runs under, e.g. ("ip", "netns", "exec", NAME) for a cluster in a network
         namespace of its own (ops/tests/test_partition.py)."""
         self.bin = postgres_bin_dir()
+        self.max_connections = max_connections
         self.host = host
         self.prefix = prefix
         self.port = free_port()
@@ -122,7 +125,7 @@ class PrivatePostgres:
                 # buffers, which an immediate stop loses (a fault test saw it do so).
                 "-c fsync=off",
                 "-c full_page_writes=off",
-                "-c max_connections=40",
+                f"-c max_connections={self.max_connections}",
                 "-c shared_buffers=16MB",
             ]
         )
@@ -155,8 +158,8 @@ class PrivatePostgres:
     def running(self) -> bool:
         return self._run(self.bin / "pg_ctl", "-D", self.data, "status", check=False).returncode == 0
 
-    def url(self, database: str) -> str:
-        return f"postgres://postgres@{self.host}:{self.port}/{database}"
+    def url(self, database: str, user: str = "postgres") -> str:
+        return f"postgres://{user}@{self.host}:{self.port}/{database}"
 
     def log_tail(self, chars: int = 3000) -> str:
         try:

@@ -53,9 +53,14 @@ POSTGRES = "django_prometheus.db.backends.postgresql"
             False,
         ),  # the partition tests'
         ({"tcp_user_timeout": 2_000, "connect_timeout": 1, "keepalives_idle": 2}, 6, True),  # libpq waits 2 s
+        ({"pool": {"max_size": 4}}, 22, False),  # a wait for a pooled connection first: 3 + 18 s
+        ({"pool": {"max_size": 4}}, 21, True),
     ],
 )
-def test_the_partition_guard_is_held_against_gunicorns_worker_timeout(options, worker_timeout, warned):
+def test_the_partition_guard_is_held_against_gunicorns_worker_timeout(
+    settings, options, worker_timeout, warned
+):
+    settings.DB_POOL_TIMEOUT = 3
     defaults = {"tcp_user_timeout": 10_000, "connect_timeout": 3, "keepalives": 1, "keepalives_idle": 5}
     database = {"ENGINE": POSTGRES, "OPTIONS": {**defaults, **options}}
     assert (partition_guard_problem(database, worker_timeout) is not None) is warned
@@ -75,3 +80,54 @@ def test_the_partition_guard_check_reads_gunicorns_variable(monkeypatch):
     monkeypatch.setenv("GUNICORN_TIMEOUT", "1")
     expected = [] if connection.vendor == "sqlite" else ["ops.W004"]
     assert [w.id for w in check_database_guards(None)] == expected
+
+
+@pytest.fixture
+def pooled(monkeypatch):
+    """As on Postgres with its pool, whatever database this run uses."""
+    monkeypatch.setattr("ops.checks._pooled", lambda: True)
+
+
+@pytest.mark.parametrize(
+    ("pool", "web", "workers", "hosts", "most", "warned"),
+    [
+        (4, 3, 2, 1, 97, False),  # the defaults: (3 web + 2 worker + 1 beat) x 4 + 3 shells = 27
+        (16, 3, 2, 1, 97, True),  # 6 x 16 + 3 = 99 > 97
+        (4, 8, 4, 3, 97, True),  # three hosts: 3 x (8 + 4 + 1) x 4 + 3 = 159
+        (4, 8, 4, 3, 200, False),  # ... on a server that admits 200
+    ],
+)
+def test_the_connection_budget_must_fit_what_the_server_admits(
+    settings, monkeypatch, pooled, pool, web, workers, hosts, most, warned
+):
+    from ops.checks import check_connection_budget
+
+    settings.DB_POOL_SIZE, settings.DB_POOL_RESERVE = pool, 1
+    settings.CELERY_WORKER_CONCURRENCY, settings.APP_HOSTS, settings.DB_MAX_CONNECTIONS = workers, hosts, most
+    settings.DB_SHELL_CONNECTIONS = 3
+    monkeypatch.setenv("WEB_CONCURRENCY", str(web))
+    assert [w.id for w in check_connection_budget(None)] == (["ops.W005"] if warned else [])
+
+
+def test_a_reserve_that_leaves_the_engine_nothing_is_an_error(settings, pooled):
+    from ops.checks import check_connection_budget
+
+    settings.DB_POOL_SIZE, settings.DB_POOL_RESERVE = 2, 2
+    assert "ops.E005" in [e.id for e in check_connection_budget(None)]
+
+
+def test_the_server_check_reads_max_connections_from_postgres(settings, db):
+    """`manage.py check --database default` compares with the server's own numbers."""
+    from ops.checks import check_connection_budget, check_connection_budget_on_the_server
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the embedded default (SQLite) has no connection budget")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_connections")
+        server_max = int(cursor.fetchone()[0])
+    settings.DB_MAX_CONNECTIONS = 10_000  # what the settings claim is not what counts here
+    settings.DB_POOL_SIZE = server_max  # one process could fill the server alone
+    warnings = check_connection_budget_on_the_server(None, databases=["default"])
+    assert [w.id for w in warnings] == ["ops.W005"] and "max_connections" in warnings[0].msg
+    # The settings-only check leaves it to the database one, so it is said once.
+    assert check_connection_budget(None, databases=["default"]) == []

@@ -242,17 +242,28 @@ def _manage(env: dict[str, str], *args: str) -> str:
 
 @contextlib.contextmanager
 def serving(
-    folder: Path, postgres: PrivatePostgres, redis: PrivateRedis, engine: str, **env: str
+    folder: Path,
+    postgres: PrivatePostgres,
+    redis: PrivateRedis,
+    engine: str,
+    *,
+    role: str = "postgres",
+    workers: int = WORKERS,
+    gunicorn_args: str = "",
+    **env: str,
 ) -> Iterator[tuple[dict, dict[str, str]]]:
     """The app on `postgres` and `redis`: a fresh database migrated, an API token for
-    `engine`, a supervisor logged in, and gunicorn with WORKERS workers; `env` on top of
-    the common settings. Yields Stack's fields and the environment for manage.py;
-    stops gunicorn at the end."""
+    `engine`, a supervisor logged in, and gunicorn with `workers` workers; `env` on top of
+    the common settings. The app connects as `role` (created, and owner of the database,
+    unless it is the superuser postgres). Yields Stack's fields and the environment for
+    manage.py; stops gunicorn at the end."""
     with psycopg.connect(postgres.url("postgres"), autocommit=True, connect_timeout=10) as conn:
-        conn.execute(f"CREATE DATABASE {DATABASE}")
+        if role != "postgres":
+            conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"CREATE DATABASE {DATABASE} OWNER {role}")
     port = free_port()
     env = {
-        "DATABASE_URL": postgres.url(DATABASE),
+        "DATABASE_URL": postgres.url(DATABASE, user=role),
         "REDIS_URL": redis.url,
         "CELERY_BROKER_URL": redis.url,
         "ALLOWED_HOSTS": "127.0.0.1",
@@ -273,9 +284,9 @@ def serving(
 
     env |= {
         "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": str(WORKERS),
+        "WEB_CONCURRENCY": str(workers),
         "PROMETHEUS_MULTIPROC_DIR": str(folder / "multiproc"),
-        "GUNICORN_CMD_ARGS": f"--access-logformat '{ACCESS_LOG_FORMAT}'",
+        "GUNICORN_CMD_ARGS": f"--access-logformat '{ACCESS_LOG_FORMAT}' {gunicorn_args}".strip(),
     }
     log = folder / "gunicorn.log"
     gunicorn = start_process(["gunicorn", "investiq.wsgi", "-c", "gunicorn.conf.py"], env, log)

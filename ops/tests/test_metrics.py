@@ -352,3 +352,51 @@ def test_denial_and_error_families_exist_before_the_first_event(db):
     reasons = {dict(k)["reason"] for k in samples(text, "investiq_orders_denied_total")}
     assert reasons >= {"trading_halted", "trading_reducing", "trading_state_unavailable"}
     assert samples(text, "investiq_errors_total")
+
+
+def denied(reason: str) -> float:
+    # The web process's own counter, read without a scrape (which needs the database).
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("investiq_orders_denied_total", {"reason": reason}) or 0
+
+
+def test_a_refusal_is_counted_once_whatever_failed_first(database_down_with_token):
+    """The token look-up fails before the gate runs: still the gate's 503, still counted."""
+    before = denied("trading_state_unavailable")
+    response = Client().post(
+        "/api/v1/trades",
+        trade_payload(),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {database_down_with_token}"},
+    )
+    assert response.status_code == 503 and response.json()["error"] == "trading_state_unavailable"
+    assert denied("trading_state_unavailable") == before + 1
+
+
+def test_an_unreadable_state_is_counted_once(api):
+    from ops.tests.conftest import unreadable_trading_state
+
+    before = denied("trading_state_unavailable")
+    with unreadable_trading_state():
+        assert api.post_json("/api/v1/trades", trade_payload()).status_code == 503
+    assert denied("trading_state_unavailable") == before + 1
+
+
+def test_an_order_turned_away_for_want_of_a_connection_is_counted(api, settings):
+    """Postgres with its pool: every slot the engine may use is taken (here by this very
+    thread), so the order waits DB_POOL_TIMEOUT and gets the gate's 503, counted."""
+    from django.db import connection
+
+    from ops.api.admission import engine_slot
+
+    if not connection.settings_dict["OPTIONS"].get("pool"):
+        pytest.skip("no pool: the embedded default (SQLite) has no connection slots")
+    settings.DB_POOL_SIZE, settings.DB_POOL_RESERVE, settings.DB_POOL_TIMEOUT = 2, 1, 0.05
+    before = denied("trading_state_unavailable")
+    with engine_slot():
+        response = api.post_json("/api/v1/trades", trade_payload())
+    assert response.status_code == 503 and response.json()["error"] == "trading_state_unavailable"
+    assert "saturated" in response.json()["detail"] and response["Retry-After"] == "1"
+    assert denied("trading_state_unavailable") == before + 1
+    assert not Trade.objects.exists()

@@ -367,7 +367,8 @@ def test_an_idle_pooled_connection_is_found_dead_before_a_request_needs_it(up):
     pids = up.worker_pids()
     warm = up.on_every_worker("GET", "/api/v1/trading/status?symbol=AAPL", [None] * WORKERS, "idle-warm")
     assert [a.status for a in warm] == [200] * WORKERS
-    wait_for("each worker's pooled connection", lambda: up.established() == WORKERS)
+    # Each worker's pool holds one or two (it may grow while it opens the first).
+    wait_for("each worker's pooled connection", lambda: up.established() >= WORKERS)
 
     up.network.cut()
     # Nobody sends anything: only keepalive probes can find these connections dead.

@@ -144,14 +144,17 @@ def test_a_dependency_that_never_answers_is_down_and_the_others_are_recorded(
             results = service.check_now()
         else:
             # Probe threads open their own connections from this shared settings dict;
-            # this thread keeps its open one, so the results are still recorded.
+            # this thread keeps its open one, so the results are still recorded. A closed
+            # pool leaves the connections it lent out working; the next one connects anew.
             connection.ensure_connection()
             saved = connection.settings_dict["PORT"]
+            connection.close_pool()
             connection.settings_dict["PORT"] = silent.port
             try:
                 results = service.check_now()
             finally:
                 connection.settings_dict["PORT"] = saved
+                connection.close_pool()
         assert silent.accepted >= 1  # it did reach the hung peer, which never answered
     by_name = {r.name: r for r in results}
     assert HUNG.fullmatch(by_name[hanging].detail), by_name[hanging].detail

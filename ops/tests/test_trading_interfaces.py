@@ -153,6 +153,16 @@ def test_the_command_halts_and_reports_status(operator, capsys):
     assert "HALTED" in capsys.readouterr().out
 
 
+def test_the_command_halts_whatever_an_unrelated_system_check_says(transactional_db, operator, settings):
+    """A configuration error elsewhere (ops.E004 here) stops most commands; never the kill
+    switch. run_from_argv is the way manage.py runs a command, system checks included."""
+    from ops.management.commands.trading import Command
+
+    settings.ALERT_ACTIONS = {"SomeAlert": "not an action"}
+    Command().run_from_argv(["manage.py", "trading", "halt", "--reason", "x", "--actor", "otto-operator"])
+    assert state_of() == State.HALTED
+
+
 def test_the_command_needs_an_actor_with_the_permission(viewer):
     with pytest.raises(CommandError, match="--actor"):
         call_command("trading", "halt", "--reason", "x")

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from ops.db import use_killswitch_connection
 from ops.trading import broker, service
 from ops.trading.errors import TradingStateError
 from ops.trading.models import BrokerOutbox, BrokerOutcome, ResumeRequest, State, TradingEvent, TradingState
@@ -17,6 +18,9 @@ APPROVE_FROM_THE_SHELL = (
 
 
 class Command(BaseCommand):
+    # A halt must not depend on unrelated configuration: an Error from any system check
+    # (a malformed ALERT_ACTIONS, say) would otherwise refuse to run the kill switch.
+    requires_system_checks = []
     help = (
         "Kill switch from a shell: status | halt | resume | approve. Every change is made as "
         "--actor (a user, permission-checked like in the console) with source 'command', and "
@@ -44,6 +48,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, action: str, **options) -> None:
+        # A halt from a shell must get in even when the server admits nobody else.
+        use_killswitch_connection()
         if action == "status":
             self._status(options["scope"])
             return
