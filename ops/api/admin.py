@@ -61,7 +61,7 @@ class ApiClientAdmin(admin.ModelAdmin):
         re-posts the form, which the taken name refuses: no second token."""
         context = {
             **self.admin_site.each_context(request),
-            "title": "API token issued",
+            "title": f"Token for {obj.name}",
             "opts": self.opts,
             "client": obj,
             "token": obj.issued_token,
