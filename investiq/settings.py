@@ -194,9 +194,10 @@ else:
     # small packet each way per idle connection every 5 s is the whole cost. libpq's own
     # default is keepalives on with the kernel's timings: a first probe after 2 hours.
     _keepalives = env.bool("DB_KEEPALIVES", default=True)
-    _keepalive_timings = {
-        _name: env.int(f"DB_KEEPALIVES_{_name.upper()}", default=_default)
-        for _name, _default in (("idle", 5), ("interval", 5), ("count", 3))
+    _keepalive_timings = {  # each variable named whole: .env.example's test reads them here
+        "idle": env.int("DB_KEEPALIVES_IDLE", default=5),
+        "interval": env.int("DB_KEEPALIVES_INTERVAL", default=5),
+        "count": env.int("DB_KEEPALIVES_COUNT", default=3),
     }
     _postgres.setdefault("keepalives", int(_keepalives))
     for _name, _value in _keepalive_timings.items():
