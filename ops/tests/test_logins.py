@@ -139,8 +139,12 @@ def test_staff_of_every_role_see_lockouts_in_the_admin(alice, role):
     text = page.content.decode()
     assert "LOCKED OUT until" in text and "10.1.2.3" in text
     assert "2 of 10 failed logins counted" in text
+    detail = staff.get(f"/admin/axes/accessattempt/{rows['alice'].pk}/change/").content.decode()
+    assert "LOCKED OUT until" in detail and re.search(r"\d\d:\d\d:\d\d UTC", detail)
     # Read-only: deleting a row would release the lockout without a record.
     assert staff.get(f"/admin/axes/accessattempt/{rows['alice'].pk}/delete/").status_code == 403
+    age_attempts(timedelta(minutes=15, seconds=1))
+    assert staff.get("/admin/axes/accessattempt/").content.decode().count("expired: no longer counted") == 2
 
 
 def test_a_supervisor_releases_a_lockout_from_the_shell_and_it_is_recorded(alice, supervisor, capsys, caplog):
