@@ -5,6 +5,7 @@ broker. Production sets DATABASE_URL and REDIS_URL (compose.yaml does).
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -71,6 +72,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_prometheus",
+    "ops.logins.apps.LoginThrottlingConfig",  # django-axes
     "ops",
 ]
 
@@ -95,6 +97,10 @@ if env.bool("METRICS_MIDDLEWARE", default=True):
         *MIDDLEWARE,
         "ops.monitoring.middleware.PrometheusAfterMiddleware",
     ]
+
+# django-axes last, innermost: it turns a login refused for a lockout into the lockout
+# page (429) after the login view has answered, and the request metrics see that 429.
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 
 ROOT_URLCONF = "investiq.urls"
 WSGI_APPLICATION = "investiq.wsgi.application"
@@ -211,9 +217,10 @@ else:
     # small packet each way per idle connection every 5 s is the whole cost. libpq's own
     # default is keepalives on with the kernel's timings: a first probe after 2 hours.
     _keepalives = env.bool("DB_KEEPALIVES", default=True)
-    _keepalive_timings = {
-        _name: env.int(f"DB_KEEPALIVES_{_name.upper()}", default=_default)
-        for _name, _default in (("idle", 5), ("interval", 5), ("count", 3))
+    _keepalive_timings = {  # each variable named whole: .env.example's test reads them here
+        "idle": env.int("DB_KEEPALIVES_IDLE", default=5),
+        "interval": env.int("DB_KEEPALIVES_INTERVAL", default=5),
+        "count": env.int("DB_KEEPALIVES_COUNT", default=3),
     }
     _postgres.setdefault("keepalives", int(_keepalives))
     for _name, _value in _keepalive_timings.items():
@@ -321,7 +328,47 @@ STORAGES = {
     },
 }
 
+# The console sends people to the admin's login page: one login view, throttled below.
 LOGIN_URL = "admin:login"
+
+# --- Login throttling (django-axes) ----------------------------------------------------
+# These logins can halt and resume trading and book fills past the gate. After
+# LOGIN_FAILURE_LIMIT failed logins for one username, each within LOGIN_LOCKOUT_MINUTES of
+# the one before, every login as that name is refused (even with the right password)
+# until LOGIN_LOCKOUT_MINUTES after the last of them; a supervisor may release it sooner
+# (`manage.py login_lockouts release`). By username only, never by address: a trading
+# floor shares one NAT address, and locking it would lock out everyone who could halt.
+# The AxesStandaloneBackend refuses a locked name before any password is checked, and
+# counts against the name whatever the address or browser (ops/logins/).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+_lockout_minutes = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+if AXES_FAILURE_LIMIT < 1 or _lockout_minutes < 1:
+    # 0 would lock every name at once (axes compares failures >= limit), or never expire.
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_MINUTES must be at least 1.")
+AXES_COOLOFF_TIME = timedelta(minutes=_lockout_minutes)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# Attempts refused during a lockout do not extend it: it ends LOGIN_LOCKOUT_MINUTES after
+# the failure that caused it, so someone who keeps guessing cannot keep a person locked out
+# (the refused attempts check no password, so they guess nothing either).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Our lockout page (times in UTC, what to do) and our admin (ops/logins/admin.py).
+AXES_LOCKOUT_CALLABLE = "ops.logins.lockouts.lockout_response"
+AXES_ENABLE_ADMIN = False
+# No start-up banner on every manage.py command; the lockout lines that matter are ours.
+AXES_VERBOSE = False
+# No row per successful login: nothing reads it, and it would only grow.
+AXES_DISABLE_ACCESS_LOG = True
+SILENCED_SYSTEM_CHECKS = [
+    # axes.W006 asks for ip_address among the lockout parameters, because a lockout keyed
+    # on (username, user agent) could be dodged by changing browsers. Ours is the username
+    # alone, counted over every address and browser (ops/tests/test_logins.py), and an
+    # address lockout would lock out a whole trading floor behind one NAT.
+    "axes.W006",
+]
 
 # --- Security: strict unless DEBUG. TLS is terminated in front of gunicorn. ----------
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)

@@ -6,15 +6,19 @@ class OpsConfig(AppConfig):
     verbose_name = "InvestIQ operations"
 
     def ready(self) -> None:
+        from axes.signals import user_locked_out
         from django.db.models.signals import post_migrate, pre_migrate
 
         from ops import checks  # noqa: F401 - registers the system checks
+        from ops.logins.lockouts import log_lockout
         from ops.monitoring import metrics  # noqa: F401 - defines the metrics before any request
 
         pre_migrate.connect(_before_migrate, sender=self, weak=False)
         # Again after every migrate and test-database flush: the roles must always exist,
         # and every append-only table keeps its guard (SQLite's table rebuilds drop it).
         post_migrate.connect(_after_migrate, sender=self, weak=False)
+        # A lockout names the username in the log (axes' own lines mask it).
+        user_locked_out.connect(log_lockout, dispatch_uid="ops.logins.log_lockout")
 
 
 def _before_migrate(sender: AppConfig, using: str, **kwargs) -> None:

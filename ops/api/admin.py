@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 from ops.api.models import DEFAULT_SCOPES, ApiClient, Scope, normalize_scopes
 
@@ -44,13 +45,28 @@ class ApiClientAdmin(admin.ModelAdmin):
     actions = ("revoke",)
 
     def save_model(self, request: HttpRequest, obj: ApiClient, form, change: bool) -> None:
-        if change:
-            super().save_model(request, obj, form, change)
-            return
-        token = obj.set_new_token()
+        if not change:
+            # Only its hash is stored. The plaintext stays on this request's instance until
+            # response_add() puts it in the response body.
+            obj.issued_token = obj.set_new_token()
         super().save_model(request, obj, form, change)
-        # The only time the token is ever shown: only its hash is kept.
-        messages.warning(request, f"Token for {obj.name} (copy it now, it will not be shown again): {token}")
+
+    def response_add(self, request: HttpRequest, obj: ApiClient, post_url_continue: str | None = None):
+        """The token page is the answer to the add itself, not a redirect to a page that
+        shows a message: the plaintext token must never leave the server except in this
+        one response body. A message goes through the message storage (a signed, not
+        encrypted, cookie by default), and a redirect target would need the token kept
+        somewhere (session, cache) until the next request. The admin's views are
+        never_cache, so the page is not stored by the browser either; reloading it
+        re-posts the form, which the taken name refuses: no second token."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Token for {obj.name}",
+            "opts": self.opts,
+            "client": obj,
+            "token": obj.issued_token,
+        }
+        return TemplateResponse(request, "admin/ops/apiclient/token_issued.html", context)
 
     def has_delete_permission(self, request: HttpRequest, obj: ApiClient | None = None) -> bool:
         # Revoke instead: the client stays visible as the author of its trades.

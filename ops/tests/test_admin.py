@@ -103,23 +103,34 @@ def trade_rows_read(sql: str) -> int:
 HUNDRED_THOUSAND = 100_000
 CAP = 10_001  # the paginator's capped count
 
-# The most rows of ops_trade any one query of the page may read, per view. Indexed views
-# read at most the capped count. A filter on an unindexed column (side) or a search the
-# planner answers by a scan reads until it has found the cap's worth of matches: more
-# than the cap, but never the whole table, and not more on a bigger one.
+
+def read_until_the_cap(matching: float) -> int:
+    """Rows a scan reads to find the capped count's CAP matches when `matching` of the
+    rows match, spread evenly (the fixture interleaves sides and symbols row by row), plus
+    10% for the planner's choices. A scan of the whole table reads HUNDRED_THOUSAND."""
+    return int(CAP / matching * 1.1)
+
+
+# The most rows of ops_trade any one query of the page may read, per view: what the
+# planner must read for it, with a margin. Indexed views read at most the capped count
+# (the page itself, 50 rows by the executed_at index). A filter on an unindexed column
+# (side: half the rows) or a search the planner answers by a scan (symbol: a quarter)
+# reads until it has found the cap's worth of matches, and never more on a bigger table.
 MOST_ROWS_READ = {
     "": CAP,
     "?executed_at__year={year}": CAP,
     "?executed_at__year={year}&executed_at__month={month}": CAP,
     "?executed_at__year={year}&executed_at__month={month}&executed_at__day={day}": CAP,
     "?_facets=1": CAP,
-    "?side__exact=sell": HUNDRED_THOUSAND - 1,
-    "?_facets=1&side__exact=buy": HUNDRED_THOUSAND - 1,
-    "?q=MSFT": HUNDRED_THOUSAND - 1,
+    "?side__exact=sell": read_until_the_cap(matching=1 / 2),  # 22,002
+    "?_facets=1&side__exact=buy": read_until_the_cap(matching=1 / 2),
+    "?q=MSFT": read_until_the_cap(matching=1 / 4),  # 44,004
 }
 
 
-def test_no_trade_changelist_query_reads_the_whole_table(admin_client_logged_in, hundred_thousand_trades):
+def test_no_trade_changelist_query_reads_more_rows_than_its_plan_needs(
+    admin_client_logged_in, hundred_thousand_trades
+):
     assert Trade.objects.count() == HUNDRED_THOUSAND
     newest = Trade.objects.first().executed_at
     too_many = {}
@@ -286,17 +297,6 @@ def test_a_saved_trade_cannot_be_edited_or_deleted(admin_client_logged_in):
     trade.refresh_from_db()
     assert trade.quantity == 1
     assert admin_client_logged_in.get(f"/admin/ops/trade/{trade.pk}/delete/").status_code == 403
-
-
-def test_creating_an_api_client_in_the_admin_shows_its_token_once(admin_client_logged_in):
-    response = admin_client_logged_in.post(
-        "/admin/ops/apiclient/add/", {"name": "alertmanager", "scopes": ["alerts"]}, follow=True
-    )
-    messages = [str(m) for m in response.context["messages"]]
-    token = re.search(r"(iq_\S+)$", next(m for m in messages if "Token for" in m)).group(1)
-    assert ApiClient.objects.for_token(token).name == "alertmanager"
-    detail = admin_client_logged_in.get(f"/admin/ops/apiclient/{ApiClient.objects.get().pk}/change/")
-    assert token not in detail.content.decode()
 
 
 def test_the_revoke_action_revokes_tokens(admin_client_logged_in):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 
 import pytest
@@ -73,6 +74,9 @@ def test_tokens_are_stored_only_as_hashes(db):
     assert token.startswith("iq_") and len(token) > 40
     client.refresh_from_db()
     assert token not in (client.token_hash, client.token_hint)
+    # What is stored is the token's SHA-256, computed here independently of the model.
+    assert client.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert client.token_hint == token[:10]
     assert ApiClient.objects.for_token(token) == client
     client.revoke()
     assert ApiClient.objects.for_token(token) is None

@@ -26,7 +26,7 @@ from django.db import connection, connections
 
 from ops.api.models import ApiClient
 from ops.monitoring.models import MetricCounter
-from ops.records.models import Trade
+from ops.records.models import Position, Trade
 from ops.tests.conftest import database_url, make_user, trade_payload, wait_for_session
 from ops.tests.processes import free_port, start_process, stop_process, wait_until_ready
 from ops.trading import service
@@ -347,27 +347,39 @@ def slow_trade_inserts(seconds: float, when: str):
             cursor.execute("DROP FUNCTION test_slow_insert()")
 
 
-def test_a_reducing_gate_trade_and_a_fill_on_one_position_do_not_deadlock(transactional_db, postgres):
-    """Two gated trades on one position take the position and counter locks in one
-    order. (Before: the gate held the position and waited on a counter shard that an
-    ungated fill held while waiting on the position; fills now pass the gate too.)"""
+@contextlib.contextmanager
+def every_trade_on_one_counter_shard():
+    """Trade ids step by the shard count, so every insert's trigger bumps the same counter
+    row of its side: two racing sells always meet on one row, whoever gets its id first."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE ops_trade ALTER COLUMN id SET INCREMENT BY {MetricCounter.SHARDS}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE ops_trade ALTER COLUMN id SET INCREMENT BY 1")
+
+
+def test_a_reducing_gate_trade_and_a_booked_fill_on_one_position_do_not_deadlock(transactional_db, postgres):
+    """The gate (one SQL function) and book_fill (the ORM, past the gate) take the
+    position lock before the counter lock, in that order. Raced here: the gate's sell
+    holds the position in a slowed insert, book_fill queues on that position, and both
+    sells count on one counter row. A fill that counted before it locked the position
+    would hold that row while waiting for the gate, which waits for the row: deadlock."""
     from decimal import Decimal
 
     from ops.records.intake import TradeOrder
     from ops.trading import gate
-    from ops.trading.gate import submit_trade
+    from ops.trading.models import FillBooking
 
-    def order(side: str, symbol: str = "AAPL", strategy: str = "momentum", n: list = [0]) -> TradeOrder:  # noqa: B006
-        n[0] += 1
-        return TradeOrder(f"o-{n[0]}", symbol, side, Decimal(1), Decimal(1), strategy)
-
+    supervisor = service.Actor.of(make_user("sue", "ops_supervisor"))
     long_momentum_aapl_reducing(100)
     outcomes: dict[str, str] = {}
 
     @in_thread
     def gate_sell() -> None:
         try:
-            gate.submit_trade(order("sell"))
+            gate.submit_trade(TradeOrder("gate-sell", "AAPL", "sell", Decimal(1), Decimal(1), "momentum"))
             outcomes["gate"] = "ok"
         except Exception as exc:
             outcomes["gate"] = repr(exc)
@@ -375,25 +387,34 @@ def test_a_reducing_gate_trade_and_a_fill_on_one_position_do_not_deadlock(transa
     @in_thread
     def fill() -> None:
         try:
-            submit_trade(order("sell"))
+            gate.book_fill(
+                TradeOrder("fill-sell", "AAPL", "sell", Decimal(1), Decimal(1), "momentum"),
+                actor=supervisor,
+                reason="filled at the broker before the halt",
+            )
             outcomes["fill"] = "ok"
         except Exception as exc:
             outcomes["fill"] = repr(exc)
 
     first = threading.Thread(target=gate_sell)
     second = threading.Thread(target=fill)
-    # The sells hold the position lock while the others pile up.
-    with slow_trade_inserts(1.0, "NEW.symbol = 'AAPL'"):
+    # The gate's sell holds the position lock, asleep before its row goes in, while the
+    # fill arrives: ordered by what pg_stat_activity shows, not by sleeps.
+    with every_trade_on_one_counter_shard(), slow_trade_inserts(1.0, "NEW.client_order_id = 'gate-sell'"):
         first.start()
-        wait_for_session("ops_submit_trade(", "Timeout")  # the sell, in its slowed insert
+        wait_for_session("ops_submit_trade(", "Timeout")  # the gate's sell, in its slowed insert
         second.start()
-        wait_for_session("ops_submit_trade(", "Lock")  # the fill, queued on the position
-        for _ in range(15):  # move the id sequence so the two sells would share a counter shard
-            submit_trade(order("buy", symbol="ZZ", strategy="other"))
+        wait_for_session('FROM "ops_position" WHERE%FOR UPDATE', "Lock")  # book_fill, queued on it
         first.join(timeout=30)
         second.join(timeout=30)
     assert outcomes == {"gate": "ok", "fill": "ok"}
+    sells = list(Trade.objects.filter(symbol="AAPL", side="sell").order_by("id"))
+    assert [trade.client_order_id for trade in sells] == ["gate-sell", "fill-sell"]
+    assert sells[0].id % MetricCounter.SHARDS == sells[1].id % MetricCounter.SHARDS
+    booking = FillBooking.objects.get()
+    assert (booking.trade_id, booking.state_at_booking) == (sells[1].id, State.REDUCING)
     assert MetricCounter.objects.totals("trades")["sell"] == 2
+    assert Position.objects.get(strategy="momentum", symbol="AAPL").quantity == 98
 
 
 def test_an_identical_retry_racing_the_original_under_reducing_gets_the_original(transactional_db, postgres):

@@ -16,6 +16,8 @@ VIEW = [
     "view_alert",
     "view_dependencystatus",
     "view_dependencycheck",
+    # Failed logins and lockouts (django-axes), so anyone on call sees who is locked out.
+    "axes.view_accessattempt",
 ]
 ROLES = {
     "ops_viewer": VIEW,
@@ -41,9 +43,11 @@ def ensure_roles(apps=global_apps) -> None:
     Group = apps.get_model("auth", "Group")
     TradingState = apps.get_model("ops", "TradingState")
 
-    def permission(codename: str):
+    def permission(name: str):
+        # "codename" for the ops app's own, "app_label.codename" for another app's.
+        app_label, _, codename = name.rpartition(".")
         model = "tradingstate" if codename in CUSTOM else codename.split("_", 1)[1]
-        content_type, _ = ContentType.objects.get_or_create(app_label="ops", model=model)
+        content_type, _ = ContentType.objects.get_or_create(app_label=app_label or "ops", model=model)
         perm, _ = Permission.objects.get_or_create(
             codename=codename,
             content_type=content_type,
