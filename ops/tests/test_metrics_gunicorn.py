@@ -34,24 +34,30 @@ GUNICORN = ["gunicorn", "investiq.wsgi", "-c", "gunicorn.conf.py"]
 
 
 @pytest.fixture
-def gunicorn_url(transactional_db, postgres, tmp_path):
+def gunicorn_url(transactional_db, postgres, tmp_path, request):
     port = free_port()
     multiproc = tmp_path / "prometheus"
-    server = start_process(GUNICORN, gunicorn_env(port, multiproc), tmp_path / "gunicorn.log")
+    log = tmp_path / "gunicorn.log"
+    server = start_process(GUNICORN, gunicorn_env(port, multiproc), log)
     url = f"http://127.0.0.1:{port}"
+    failed_before = request.session.testsfailed
     try:
         try:
             wait_until_ready(f"{url}/readyz", server)
         except NotReady as exc:
-            pytest.fail(f"gunicorn did not start: {exc}\n" + (tmp_path / "gunicorn.log").read_text()[-2000:])
+            pytest.fail(f"gunicorn did not start: {exc}\n" + log.read_text()[-2000:])
         yield url, multiproc
     finally:
         stop_process(server)
+        if request.session.testsfailed > failed_before:
+            print(f"--- gunicorn.log\n{log.read_text(errors='replace')[-6000:]}")  # shown with the failure
 
 
 def scrape_value(url: str, name: str, **labels: str) -> float:
     # A new connection per scrape, so scrapes land on different workers.
-    text = requests.get(f"{url}/metrics", timeout=10, headers={"Connection": "close"}).text
+    response = requests.get(f"{url}/metrics", timeout=10, headers={"Connection": "close"})
+    assert response.status_code == 200, f"/metrics answered {response.status_code}: {response.text[:500]}"
+    text = response.text
     total = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
