@@ -39,7 +39,7 @@ from pathlib import Path
 
 import psycopg
 import requests
-from _servers import ROOT, add_api_token, fresh_database, gunicorn, side_by_side, wrk
+from _servers import ROOT, add_api_token, fresh_database, gunicorn, instructions, side_by_side, wrk
 
 from ops.tests.processes import free_port, start_process, stop_process, wait_until_ready
 
@@ -334,6 +334,54 @@ def throughput(rounds: int, seconds: int) -> None:
     print(f"ratio pool / no pool = {ratio:.3f} (median of rounds)   (target >= 0.95)")
 
 
+def serve(database: str, requests_: int) -> None:
+    """Child process (under callgrind): answer `requests_` trades in-process, as gunicorn's
+    sync worker would, on this process's settings (DB_POOL_SIZE from the environment)."""
+    import io
+
+    os.environ.update(COMMON_ENV, DATABASE_URL=database, DJANGO_SETTINGS_MODULE="investiq.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import RequestFactory
+
+    handler = WSGIHandler()
+    statuses: list[str] = []
+    run = f"{os.getpid()}-{os.environ.get('DB_POOL_SIZE')}"
+    for n in range(20 + requests_):  # 20 to warm caches, the pool and the metric children
+        body = json.dumps({**ORDER, "client_order_id": f"cg-{run}-{n}"}).encode()
+        headers = {"Authorization": f"Bearer {TOKEN}", "Host": "127.0.0.1"}
+        environ = RequestFactory().post(
+            "/api/v1/trades", body, content_type="application/json", headers=headers
+        )
+        wsgi = {**environ.environ, "wsgi.input": io.BytesIO(body)}
+        b"".join(handler(wsgi, lambda status, headers, *args: statuses.append(status)))
+    assert all(status.startswith("201") for status in statuses), set(statuses)
+
+
+ORDER = {"symbol": "AAPL", "side": "buy", "quantity": "1", "price": "100.5", "strategy": "momentum"}
+
+
+def instructions_per_trade() -> None:
+    """The web process's instructions per accepted trade, with the pool and without:
+    repeatable where req/s on this shared machine is not (blind to time spent waiting on
+    Postgres; both variants make the same round trips: the pool's check for Django's
+    health check)."""
+    with fresh_database("investiq_bench_saturation") as db:
+        add_api_token(db, TOKEN)
+        per_request = {}
+        for name, size in (("pool", "4"), ("no pool", "0")):
+            env = {**os.environ, "DB_POOL_SIZE": size}
+            per_request[name] = (
+                instructions(__file__, ["--serve", db, "250"], env)
+                - instructions(__file__, ["--serve", db, "50"], env)
+            ) / 200
+            print(f"{name:>8}: {per_request[name]:>12,.0f} instructions/request (web process)")
+        print(f"implied ratio pool / no pool = {per_request['no pool'] / per_request['pool']:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--servers", default=",".join(SERVERS))
@@ -349,10 +397,15 @@ def main() -> None:
     parser.add_argument(
         "--new-connections", action="store_true", help="a new TCP connection per request (no keep-alive)"
     )
+    parser.add_argument("--callgrind", action="store_true", help="also count instructions per trade")
     parser.add_argument("--halter", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.halter:
         halter(args.halter)
+        return
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
         return
     pool = json.loads(args.pool_env) if args.pool_env else {}
     for kind in filter(None, args.servers.split(",")):
@@ -361,6 +414,8 @@ def main() -> None:
         latency(args.clients, args.latency_rounds, pool)
     if args.throughput_rounds:
         throughput(args.throughput_rounds, args.throughput_seconds)
+    if args.callgrind:
+        instructions_per_trade()
 
 
 if __name__ == "__main__":

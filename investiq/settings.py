@@ -124,9 +124,12 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'investiq.sqlite3'}"),
 }
-# django-prometheus's wrappers of the same backends add the django_db_* families.
-DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
-    "django.db.backends.", "django_prometheus.db.backends."
+# django-prometheus's wrappers of the same backends add the django_db_* families (on
+# Postgres through ops.db.postgresql, which keeps the pool's per-request cost down).
+DATABASES["default"]["ENGINE"] = (
+    DATABASES["default"]["ENGINE"]
+    .replace("django.db.backends.postgresql", "ops.db.postgresql")
+    .replace("django.db.backends.", "django_prometheus.db.backends.")
 )
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Seconds a thread keeps its connection: SQLite (a file handle, not a server slot), and

@@ -33,11 +33,14 @@ _slots: dict[int, threading.BoundedSemaphore] = {}
 
 def _engine_slots() -> threading.BoundedSemaphore | None:
     """This process's slots, or None without a pool (SQLite, DB_POOL_SIZE=0)."""
-    if not connection.settings_dict.get("OPTIONS", {}).get("pool"):
+    if not settings.DATABASES["default"].get("OPTIONS", {}).get("pool"):
         return None
     count = max(1, settings.DB_POOL_SIZE - settings.DB_POOL_RESERVE)
-    with _lock:
-        return _slots.setdefault(count, threading.BoundedSemaphore(count))
+    slots = _slots.get(count)
+    if slots is None:
+        with _lock:
+            slots = _slots.setdefault(count, threading.BoundedSemaphore(count))
+    return slots
 
 
 @contextlib.contextmanager
