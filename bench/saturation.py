@@ -2,22 +2,24 @@
 
 Run from the README's venv, with the machine's Postgres (and wrk for --throughput):
     .venv/bin/python bench/saturation.py [--servers runserver,gthread] [--clients 32]
-        [--seconds 6] [--halt-at 2] [--latency-rounds 40] [--throughput-rounds 6]
+        [--seconds 6] [--halt-at 2] [--latency-rounds 40] [--throughput-rounds 6] [--callgrind]
 
-1. The issue's scenario, per server (`manage.py runserver`, and gunicorn with
-   `--worker-class gthread --threads 16`): CLIENTS threads post unique trades for SECONDS;
+1. The issue's scenario, per server (`manage.py runserver`, and gunicorn's 3 workers
+   with `--worker-class gthread --threads 16`): CLIENTS threads post unique trades for SECONDS;
    at HALT_AT a shell runs `manage.py trading halt` (a real process, as an operator types
    it). Printed: whether the halt succeeded first try, trades accepted that began after
    the command returned (target 0), 5xx answers (target 0), and the app's connections
    sampled every 20 ms from pg_stat_activity (peak; target <= pool size x processes +
-   the shell's one).
+   the shell's). --new-connections: a TCP connection per request (runserver then starts
+   a thread per request); --pool-env '{"DB_POOL_SIZE": "0"}' runs it as before the pool.
 2. Halt latency under the same load: a process of its own calls the kill switch's
    service, halt then resume, LATENCY_ROUNDS times while CLIENTS threads post trades to
    gunicorn gthread; p50/p99 of the halt call (target p99 <= 250 ms).
 3. Throughput with the pool against without it (DB_POOL_SIZE=0: one persistent
    connection per thread, as before issue 16): two gunicorn servers (1 sync worker each,
    the shipped worker class) on one database, wrk posting unique trades to each in
-   alternating rounds; the median of the per-round ratios (target >= 0.95).
+   alternating rounds; the median of the per-round ratios (target >= 0.95). With
+   --callgrind, also the web process's instructions per trade, both ways (repeatable).
 """
 
 from __future__ import annotations
@@ -104,7 +106,8 @@ def server(kind: str, database: str, env: dict[str, str], folder: Path) -> Itera
         with runserver({**env, "DATABASE_URL": database}, folder) as url:
             yield url
         return
-    with gunicorn(database, GUNICORN_CMD_ARGS="--worker-class gthread --threads 16", **env) as url:
+    # gunicorn.conf.py's default of 3 workers (WEB_CONCURRENCY), 16 threads each.
+    with gunicorn(database, workers=3, GUNICORN_CMD_ARGS="--worker-class gthread --threads 16", **env) as url:
         yield url
 
 
