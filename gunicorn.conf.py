@@ -79,11 +79,11 @@ def _alive(pid: int) -> bool:
 def on_starting(server) -> None:
     _refuse_if_taken(server)
     if server.cfg.threads > 1:
-        # A threaded worker opens its whole database pool at once and keeps it (settings'
-        # DB_POOL_*): the connections its API traffic may not take (DB_POOL_RESERVE) are
-        # then already open when a person halts, even if the server has since filled up.
-        # A sync worker serves one request at a time on the one connection it keeps.
-        os.environ.setdefault("DB_POOL_MIN_SIZE", os.environ.get("DB_POOL_SIZE", "4"))
+        # A threaded worker holds its whole database pool (investiq/settings.py): the
+        # connections its API traffic may not take (DB_POOL_RESERVE) are then open when a
+        # person halts, even if the server has filled up since. A sync worker serves one
+        # request at a time on the one connection it keeps.
+        os.environ.setdefault("DB_POOL_HOLD", "true")
     folder = _multiproc_dir(server)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,6 +93,21 @@ def on_starting(server) -> None:
         match = _PID_FILE.search(path.name)
         if match and not _alive(int(match.group(1))):
             path.unlink(missing_ok=True)
+
+
+def post_worker_init(worker) -> None:
+    if worker.cfg.threads == 1:
+        return
+    # Open the pool now, not at the first request: a worker just started (or respawned)
+    # fills its pool in the background right away, before anyone needs the reserve.
+    from django.db import connections
+
+    try:
+        pool = connections["default"].pool if connections["default"].vendor == "postgresql" else None
+        if pool is not None:
+            pool.open()
+    except Exception as exc:  # a worker must start even if the database is down: it retries
+        worker.log.warning("database pool not opened at start: %s", exc)
 
 
 def child_exit(server, worker) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import re
 import secrets
@@ -11,10 +12,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 # The scripts run as `python bench/x.py`: make the project importable for the shared helpers.
@@ -155,3 +160,78 @@ def add_api_token(database: str, token: str) -> None:
         "VALUES ('bench', %s, 'iq_bench', true, 'trades,analyses,status', now())",
         (hashlib.sha256(token.encode()).hexdigest(),),
     )
+
+
+# wrk posting one unique client_order_id per request: prefix (per round and URL) + a counter.
+WRK_TRADES_SCRIPT = """
+local prefix, n = "x", 0
+function init(args) prefix = args[1] end
+function request()
+  n = n + 1
+  local body = string.format('{"client_order_id": "%s-%d", "symbol": "AAPL", "side": "buy", '
+    .. '"quantity": "1", "price": "100.5", "strategy": "momentum"}', prefix, n)
+  return wrk.format("POST", nil, nil, body)
+end
+"""
+
+
+@dataclass
+class Answer:
+    started: float  # time.monotonic(): one clock for every process on Linux
+    ended: float
+    status: int | str  # HTTP status, or the exception's name when no answer came
+
+
+@contextlib.contextmanager
+def posting_trades(
+    base: str, token: str, clients: int, answers: list[Answer], prefix: str, *, new_connections: bool = False
+) -> Iterator[list[str]]:
+    """CLIENTS threads posting unique trades to `base` without pause until the block ends,
+    each answer appended to `answers`. Yields a list that collects the first few errors.
+
+    new_connections: a new TCP connection per request (runserver then starts a thread per
+    request); otherwise each client keeps its connection, as an engine's HTTP client does.
+    """
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def client(index: int) -> None:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token}"
+        if new_connections:
+            session.headers["Connection"] = "close"
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            started = time.monotonic()
+            try:
+                status = session.post(
+                    f"{base}/api/v1/trades",
+                    timeout=60,
+                    json={
+                        "client_order_id": f"{prefix}-{index}-{n}",
+                        "symbol": "AAPL",
+                        "side": "buy",
+                        "quantity": "1",
+                        "price": "100",
+                        "strategy": "bench",
+                    },
+                ).status_code
+            except requests.RequestException as exc:
+                status = type(exc).__name__
+                with lock:
+                    if len(errors) < 3:
+                        errors.append(str(exc)[:300])
+            with lock:
+                answers.append(Answer(started, time.monotonic(), status))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield errors
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()

@@ -24,24 +24,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _servers import ROOT, add_api_token, fresh_database, gunicorn, instructions, side_by_side, wrk
+from _servers import (
+    ROOT,
+    WRK_TRADES_SCRIPT,
+    add_api_token,
+    fresh_database,
+    gunicorn,
+    instructions,
+    side_by_side,
+    wrk,
+)
 
 TOKEN = "iq_bench-token-not-secret"  # noqa: S105 - a throwaway database
 GATE = "/api/v1/trades"
 BARE = "/bench/bare-insert"
 SETTINGS = {"DJANGO_SETTINGS_MODULE": "bench.gate_settings", "LOG_LEVEL": "ERROR"}
-
-# One unique client_order_id per request: prefix (per round and URL) + a counter.
-WRK_SCRIPT = """
-local prefix, n = "x", 0
-function init(args) prefix = args[1] end
-function request()
-  n = n + 1
-  local body = string.format('{"client_order_id": "%s-%d", "symbol": "AAPL", "side": "buy", '
-    .. '"quantity": "1", "price": "100.5", "strategy": "momentum"}', prefix, n)
-  return wrk.format("POST", nil, nil, body)
-end
-"""
 
 
 def order(client_order_id: str) -> bytes:
@@ -124,7 +121,7 @@ def main() -> None:
         add_api_token(db, TOKEN)
         subprocess.run([sys.executable, __file__, "--count", db], check=True)
         script = Path(tmp, "orders.lua")
-        script.write_text(WRK_SCRIPT)
+        script.write_text(WRK_TRADES_SCRIPT)
         with gunicorn(db, workers=1, **SETTINGS) as url:
             urls = {"gate": url + GATE, "bare": url + BARE}
             for name, target in urls.items():

@@ -31,24 +31,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
-from _servers import ROOT, fresh_database, gunicorn
+from _servers import ROOT, Answer, fresh_database, gunicorn, posting_trades
 
 CLIENTS = {"postgres": 16, "sqlite": 8, "sqlite-before": 8, "sqlite-normal": 8}
 VARIANT_SETTINGS = {"sqlite-before": "before", "sqlite-normal": "synchronous-normal"}
-
-
-@dataclass
-class Answer:
-    started: float
-    ended: float
-    status: int | str  # HTTP status, or the exception's name when no answer came
 
 
 @dataclass
@@ -139,57 +130,24 @@ def backend(name: str, tmp: Path) -> Iterator[tuple[str, dict[str, str]]]:
 
 def race(name: str, rounds: int, trading: float, halted: float, workers: int) -> Race:
     result = Race(name, CLIENTS[name])
-    lock = threading.Lock()
-    stop = threading.Event()
     with tempfile.TemporaryDirectory() as tmp, backend(name, Path(tmp)) as (url, env):
         token = manage(env, "create_api_token", "bench").strip()
         # gunicorn() takes os.environ and the server's own settings; ours go on top.
         server_env = {key: value for key, value in env.items() if key != "DATABASE_URL"}
-        with gunicorn(url, workers=workers, **server_env) as base:
-
-            def client(index: int) -> None:
-                session = requests.Session()
-                session.headers["Authorization"] = f"Bearer {token}"
-                for n in itertools.count():
-                    if stop.is_set():
-                        return
-                    started = time.monotonic()
-                    try:
-                        status = session.post(
-                            f"{base}/api/v1/trades",
-                            timeout=60,
-                            json={
-                                "client_order_id": f"{name}-{index}-{n}",
-                                "symbol": "AAPL",
-                                "side": "buy",
-                                "quantity": "1",
-                                "price": "100",
-                                "strategy": "bench",
-                            },
-                        ).status_code
-                    except requests.RequestException as exc:
-                        status = type(exc).__name__
-                    with lock:
-                        result.answers.append(Answer(started, time.monotonic(), status))
-
-            threads = [threading.Thread(target=client, args=(i,)) for i in range(result.clients)]
-            for thread in threads:
-                thread.start()
-            try:
-                halting = subprocess.run(
-                    [
-                        *(sys.executable, __file__, "--halter", "--rounds", str(rounds)),
-                        *("--trading", str(trading), "--halted", str(halted)),
-                    ],
-                    cwd=ROOT,
-                    env={**os.environ, **env},
-                    capture_output=True,
-                    text=True,
-                )
-            finally:
-                stop.set()
-                for thread in threads:
-                    thread.join()
+        with (
+            gunicorn(url, workers=workers, **server_env) as base,
+            posting_trades(base, token, result.clients, result.answers, name),
+        ):
+            halting = subprocess.run(
+                [
+                    *(sys.executable, __file__, "--halter", "--rounds", str(rounds)),
+                    *("--trading", str(trading), "--halted", str(halted)),
+                ],
+                cwd=ROOT,
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+            )
     if halting.returncode != 0:
         raise RuntimeError(f"{name}: the halting process failed:\n{halting.stderr[-3000:]}")
     result.rounds = [json.loads(line) for line in halting.stdout.splitlines()]

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import os
 import statistics
@@ -40,8 +39,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-import requests
-from _servers import ROOT, add_api_token, fresh_database, gunicorn, instructions, side_by_side, wrk
+from _servers import (
+    ROOT,
+    WRK_TRADES_SCRIPT,
+    Answer,
+    add_api_token,
+    fresh_database,
+    gunicorn,
+    instructions,
+    posting_trades,
+    side_by_side,
+    wrk,
+)
 
 from ops.tests.processes import free_port, start_process, stop_process, wait_until_ready
 
@@ -58,17 +67,9 @@ COMMON_ENV = {
 
 
 @dataclass
-class Answer:
-    started: float
-    ended: float
-    status: int | str  # HTTP status, or the exception's name when no answer came
-
-
-@dataclass
 class Run:
     answers: list[Answer] = field(default_factory=list)
     connections: list[int] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
 
 
 def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -127,54 +128,6 @@ def sample_connections(database: str, run: Run, stop: threading.Event) -> None:
             time.sleep(0.02)
 
 
-@contextlib.contextmanager
-def trading(base: str, clients: int, run: Run, prefix: str, new_connections: bool = False) -> Iterator[None]:
-    """CLIENTS threads posting unique trades to `base` without pause, until the block ends."""
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def client(index: int) -> None:
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {TOKEN}"
-        if new_connections:
-            # A new TCP connection per request: runserver starts a thread per connection,
-            # and before issue 16 each thread kept its own database connection.
-            session.headers["Connection"] = "close"
-        for n in itertools.count():
-            if stop.is_set():
-                return
-            started = time.monotonic()
-            try:
-                status = session.post(
-                    f"{base}/api/v1/trades",
-                    timeout=60,
-                    json={
-                        "client_order_id": f"{prefix}-{index}-{n}",
-                        "symbol": "AAPL",
-                        "side": "buy",
-                        "quantity": "1",
-                        "price": "100",
-                        "strategy": "bench",
-                    },
-                ).status_code
-            except requests.RequestException as exc:
-                status = type(exc).__name__
-                if len(run.errors) < 3:
-                    run.errors.append(str(exc)[:300])
-            with lock:
-                run.answers.append(Answer(started, time.monotonic(), status))
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-
-
 def scenario(
     kind: str, clients: int, seconds: float, halt_at: float, pool: dict[str, str], new_connections: bool
 ) -> None:
@@ -190,7 +143,9 @@ def scenario(
             sampler.start()
             began = time.monotonic()
             overflows = listen_overflows()
-            with trading(base, clients, run, kind, new_connections):
+            with posting_trades(
+                base, TOKEN, clients, run.answers, kind, new_connections=new_connections
+            ) as errors:
                 time.sleep(halt_at)
                 halt_started, halt_wall = time.monotonic(), time.time()
                 halt = manage(
@@ -232,7 +187,7 @@ def scenario(
     print(
         f"   app connections (pg_stat_activity): peak {max(run.connections)}, samples {len(run.connections)}"
     )
-    for error in run.errors:
+    for error in errors:
         print(f"   e.g. {error}")
 
 
@@ -275,7 +230,7 @@ def latency(clients: int, rounds: int, pool: dict[str, str]) -> None:
         sampler = threading.Thread(target=sample_connections, args=(db, run, stop_sampling))
         with server("gthread", db, env, Path(tmp)) as base:
             sampler.start()
-            with trading(base, clients, run, "latency"):
+            with posting_trades(base, TOKEN, clients, run.answers, "latency"):
                 time.sleep(1)
                 halting = subprocess.run(
                     [sys.executable, __file__, "--halter", str(rounds)],
@@ -296,23 +251,11 @@ def latency(clients: int, rounds: int, pool: dict[str, str]) -> None:
     print(f"   app connections: peak {max(run.connections)}")
 
 
-WRK_SCRIPT = """
-local prefix, n = "x", 0
-function init(args) prefix = args[1] end
-function request()
-  n = n + 1
-  local body = string.format('{"client_order_id": "%s-%d", "symbol": "AAPL", "side": "buy", '
-    .. '"quantity": "1", "price": "100.5", "strategy": "momentum"}', prefix, n)
-  return wrk.format("POST", nil, nil, body)
-end
-"""
-
-
 def throughput(rounds: int, seconds: int) -> None:
     with fresh_database("investiq_bench_saturation") as db, tempfile.TemporaryDirectory() as tmp:
         add_api_token(db, TOKEN)
         script = Path(tmp, "orders.lua")
-        script.write_text(WRK_SCRIPT)
+        script.write_text(WRK_TRADES_SCRIPT)
         headers = ("-H", f"Authorization: Bearer {TOKEN}", "-H", "Content-Type: application/json")
         env = {**COMMON_ENV, "INVESTIQ_VAR_DIR": f"{tmp}/var"}
         with (

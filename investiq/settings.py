@@ -280,12 +280,18 @@ else:
         # at the end of each request or task, so a process holds at most max_size, however
         # many threads it runs; a request beyond them waits up to `timeout`, then gets a
         # 503, and never turns into the server's "too many clients". The pool opens one
-        # connection at first use (a shell command needs no more) and grows on demand;
-        # gunicorn.conf.py makes a web worker hold all of its connections from the start.
+        # connection at first use (a shell command needs no more) and grows on demand,
+        # unless DB_POOL_HOLD (gunicorn.conf.py sets it for threaded workers): then it
+        # opens them all at the worker's start and keeps them.
+        _hold = env.bool("DB_POOL_HOLD", default=False)
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them
         _postgres["pool"] = {
-            "min_size": min(env.int("DB_POOL_MIN_SIZE", default=1), DB_POOL_SIZE),
+            "min_size": DB_POOL_SIZE if _hold else 1,
             "max_size": DB_POOL_SIZE,
+            # A held connection is replaced every day rather than every hour (the pool's
+            # default): each replacement is a new connection that a full server refuses,
+            # and the pool then holds one fewer.
+            "max_lifetime": 24 * 3600.0 if _hold else 3600.0,
             "timeout": DB_POOL_TIMEOUT,
             # A failed connect is retried in the background with a doubling delay (1, 2, 4,
             # ... s) until this many seconds have passed, and no other is tried meanwhile:

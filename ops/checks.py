@@ -118,8 +118,8 @@ def partition_guard_problem(database: dict, worker_timeout: int) -> str | None:
     """A request against a database host that vanished from the network ends after
     tcp_user_timeout if it has data unacknowledged, or after keepalives_idle plus about
     tcp_user_timeout if it waits for a result; plus connect_timeout for the reconnect
-    (investiq/settings.py); an engine request may first wait DB_POOL_TIMEOUT for a
-    connection. If gunicorn's worker timeout comes first, the client gets a
+    (investiq/settings.py); an engine request may first wait DB_POOL_TIMEOUT for a slot
+    and as long for a connection. If gunicorn's worker timeout comes first, the client gets a
     killed worker's reset connection instead of the gate's 503, and the worker is
     replaced. Raises ValueError for an option that is not a number."""
     if database["ENGINE"].endswith("sqlite3"):
@@ -141,12 +141,13 @@ def partition_guard_problem(database: dict, worker_timeout: int) -> str | None:
             "keepalives are off or at the kernel's timing (a first probe after 2 hours): a request "
             "waiting for a result from a vanished host is not ended"
         )
-    # An engine request may first wait for a connection slot (ops.api.admission).
-    pool_wait = settings.DB_POOL_TIMEOUT if options.get("pool") else 0
+    # An engine request may first wait for a connection slot (ops.api.admission), then for
+    # a pooled connection: each up to DB_POOL_TIMEOUT.
+    pool_wait = 2 * settings.DB_POOL_TIMEOUT if options.get("pool") else 0
     worst = pool_wait + max(user_timeout, idle + user_timeout) + connect_timeout
     if worst >= worker_timeout:
         return (
-            f"DB_POOL_TIMEOUT ({pool_wait:g}s) + keepalives_idle ({idle:g}s) + tcp_user_timeout "
+            f"2 x DB_POOL_TIMEOUT ({pool_wait:g}s) + keepalives_idle ({idle:g}s) + tcp_user_timeout "
             f"({user_timeout:g}s) + connect_timeout ({connect_timeout:g}s) is not below "
             f"GUNICORN_TIMEOUT ({worker_timeout}s)"
         )
@@ -277,6 +278,73 @@ def check_triggers(app_configs, databases=None, **kwargs):
             id="ops.W006",
         )
     ]
+
+
+@register(Tags.database)
+def check_killswitch_role(app_configs, databases=None, **kwargs):
+    """`manage.py check --database default`: KILLSWITCH_DATABASE_URL, when set, can halt."""
+    if not databases or "default" not in databases or not settings.KILLSWITCH_DATABASE_URL:
+        return []
+    problem = killswitch_role_problem()
+    if problem is None:
+        return []
+    return [
+        Warning(
+            f"KILLSWITCH_DATABASE_URL cannot halt on a full server: {problem}.",
+            hint="It names the app's database with a role Postgres lets into its reserved slots "
+            "(a superuser; from Postgres 16 a member of pg_use_reserved_connections) and that may "
+            "write the kill switch's tables (e.g. GRANT the app's role to it). README: Database "
+            "connections.",
+            id="ops.W007",
+        )
+    ]
+
+
+# What a halt, a resume request and a broker cancellation write, and read.
+KILLSWITCH_TABLES = ("ops_tradingstate", "ops_tradingevent", "ops_resumerequest", "ops_brokercancellation")
+
+
+def killswitch_role_problem() -> str | None:
+    import psycopg
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db import connection
+
+    from ops.db import killswitch_settings
+
+    try:
+        target = killswitch_settings(connection.settings_dict)
+    except ImproperlyConfigured as exc:
+        return str(exc)
+    params = {**connection.get_connection_params(), "dbname": connection.settings_dict["NAME"]}
+    params |= {
+        key.lower(): value for key, value in target.items() if key in ("USER", "PASSWORD", "HOST", "PORT")
+    }
+    params = {key: value for key, value in params.items() if value not in ("", None)}
+    try:
+        with psycopg.connect(**params) as conn:
+            superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[
+                0
+            ]
+            reserved = conn.execute(
+                # The role exists from Postgres 16 on; CASE keeps pg_has_role() off older ones.
+                "SELECT CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = %(role)s) "
+                "THEN pg_has_role(current_user, %(role)s, 'member') ELSE false END",
+                {"role": "pg_use_reserved_connections"},
+            ).fetchone()[0]
+            missing = [
+                table
+                for table in KILLSWITCH_TABLES
+                if not conn.execute(
+                    "SELECT has_table_privilege(%s, 'SELECT, INSERT, UPDATE')", [table]
+                ).fetchone()[0]
+            ]
+    except psycopg.Error as exc:
+        return f"it does not connect ({str(exc).strip().splitlines()[0]})"
+    if not (superuser or reserved):
+        return "its role is neither a superuser nor a member of pg_use_reserved_connections"
+    if missing:
+        return f"its role may not write {', '.join(missing)}"
+    return None
 
 
 @register()

@@ -59,28 +59,31 @@ class AppendOnly:
             return [f"{table}_append_only"]
         return [f"{table}_append_only_update", f"{table}_append_only_delete"]
 
-    def install_sql(self, table: str, columns: Iterable[str], vendor: str) -> list[str]:
-        """Statements that (re)create the guard of `table`, whose columns are `columns`."""
-        drops = [self._drop(name, table, vendor) for name in self.trigger_names(table, vendor)]
+    def create_sql(self, table: str, columns: Iterable[str], vendor: str) -> dict[str, str]:
+        """trigger name -> the statement that creates it, for `table` with `columns`."""
         if vendor == "postgresql":
             arguments = ", ".join(f"'{column}'" for column in self.mutable)
-            return [
-                *drops,
-                f'CREATE TRIGGER "{table}_append_only" BEFORE UPDATE OR DELETE ON "{table}" '
-                f"FOR EACH ROW EXECUTE FUNCTION {FUNCTION}({arguments})",
-            ]
+            return {
+                f"{table}_append_only": f'CREATE TRIGGER "{table}_append_only" BEFORE UPDATE OR DELETE ON '
+                f'"{table}" FOR EACH ROW EXECUTE FUNCTION {FUNCTION}({arguments})'
+            }
         if vendor != "sqlite":
             raise NotImplementedError(f"no append-only guard for {vendor}")
         changed = " OR ".join(f'NEW."{c}" IS NOT OLD."{c}"' for c in columns if c not in self.mutable)
         mutable = ", ".join(self.mutable) or "nothing"
-        return [
-            *drops,
-            f'CREATE TRIGGER "{table}_append_only_update" BEFORE UPDATE ON "{table}" WHEN {changed} '
-            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: only {mutable} may change after "
-            "the insert'); END",
-            f'CREATE TRIGGER "{table}_append_only_delete" BEFORE DELETE ON "{table}" '
-            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: DELETE refused'); END",
-        ]
+        return {
+            f"{table}_append_only_update": f'CREATE TRIGGER "{table}_append_only_update" BEFORE UPDATE ON '
+            f'"{table}" WHEN {changed} BEGIN SELECT RAISE(ABORT, \'{table} is append-only: only {mutable} '
+            "may change after the insert'); END",
+            f"{table}_append_only_delete": f'CREATE TRIGGER "{table}_append_only_delete" BEFORE DELETE ON '
+            f"\"{table}\" BEGIN SELECT RAISE(ABORT, '{table} is append-only: DELETE refused'); END",
+        }
+
+    def installed_as(self, vendor: str, create: str) -> object:
+        """What the database reports (installed(), below) for a trigger made by `create`."""
+        if vendor == "postgresql":
+            return (FUNCTION, self.mutable, POSTGRES_TRIGGER_TYPE)
+        return create
 
     def uninstall_sql(self, table: str, vendor: str) -> list[str]:
         return [self._drop(name, table, vendor) for name in self.trigger_names(table, vendor)]
@@ -100,22 +103,35 @@ def guarded(models: Iterable[type[Model]]) -> list[tuple[type[Model], AppendOnly
 
 
 def install(connection: BaseDatabaseWrapper, models: Iterable[type[Model]]) -> None:
-    """Put (back) every declared guard on its table, in one transaction."""
+    """Put every declared guard on its table, in one transaction; a guard already there as
+    declared is left alone. Runs after every migrate, so it must cost nothing when nothing
+    changed: a DROP TRIGGER on Postgres waits for every open read of the table (a backup,
+    a long console query) and makes the kill switch's writes queue behind it."""
     from django.db import transaction
 
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(POSTGRES_FUNCTION)
-        existing = set(connection.introspection.table_names(cursor))
+        postgres = connection.vendor == "postgresql"
+        if postgres:
+            # Never wait long for a table lock here: a failed migrate is better than a
+            # kill switch queued behind it.
+            cursor.execute("SET LOCAL lock_timeout = '5s'")
+            cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [FUNCTION])
+            if [row[0] for row in cursor.fetchall()] != [POSTGRES_FUNCTION.split("$$")[1]]:
+                cursor.execute(POSTGRES_FUNCTION)
+        tables = set(connection.introspection.table_names(cursor))
+        present = installed(connection)
         for model, rule in guarded(models):
             table = model._meta.db_table
-            if table not in existing:
+            if table not in tables:
                 continue  # its migration has not run (migrate to an earlier state)
             columns = [
                 column.name for column in connection.introspection.get_table_description(cursor, table)
             ]
-            for statement in rule.install_sql(table, columns, connection.vendor):
-                cursor.execute(statement)
+            for name, create in rule.create_sql(table, columns, connection.vendor).items():
+                if present.get((table, name)) == rule.installed_as(connection.vendor, create):
+                    continue
+                cursor.execute(AppendOnly._drop(name, table, connection.vendor))
+                cursor.execute(create)
 
 
 def uninstall(connection: BaseDatabaseWrapper, models: Iterable[type[Model]]) -> None:
@@ -125,17 +141,32 @@ def uninstall(connection: BaseDatabaseWrapper, models: Iterable[type[Model]]) ->
                 cursor.execute(statement)
 
 
-def triggers_in(connection: BaseDatabaseWrapper) -> set[tuple[str, str]]:
-    """(table, trigger) for every trigger the database holds (user-defined ones)."""
+# pg_trigger.tgtype of a BEFORE UPDATE OR DELETE ... FOR EACH ROW trigger: ROW 1,
+# BEFORE 2, DELETE 8, UPDATE 16.
+POSTGRES_TRIGGER_TYPE = 1 | 2 | 8 | 16
+
+
+def installed(connection: BaseDatabaseWrapper) -> dict[tuple[str, str], object]:
+    """(table, trigger) -> how it is made: on Postgres (function, arguments, type), on
+    SQLite the statement that made it (which SQLite keeps as written)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "SELECT c.relname, t.tgname, p.proname, t.tgargs, t.tgtype FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid "
                 "WHERE NOT t.tgisinternal"
             )
-        else:
-            cursor.execute("SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'")
-        return set(cursor.fetchall())
+            return {
+                (table, name): (function, tuple(bytes(args).decode().split("\0")[:-1]), kind)
+                for table, name, function, args, kind in cursor.fetchall()
+            }
+        cursor.execute("SELECT tbl_name, name, sql FROM sqlite_master WHERE type = 'trigger'")
+        return {(table, name): sql for table, name, sql in cursor.fetchall()}
+
+
+def triggers_in(connection: BaseDatabaseWrapper) -> set[tuple[str, str]]:
+    """(table, trigger) for every trigger the database holds (user-defined ones)."""
+    return set(installed(connection))
 
 
 def expected_guards(connection: BaseDatabaseWrapper, models: Iterable[type[Model]]) -> set[tuple[str, str]]:

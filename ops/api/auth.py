@@ -18,10 +18,15 @@ def bearer_token(request: HttpRequest) -> str | None:
     return token
 
 
-def authenticate(request: HttpRequest) -> ApiClient:
+def require_token(request: HttpRequest) -> str:
+    """The request's bearer token, or 401: checked before anything touches the database."""
     token = bearer_token(request)
     if token is None:
         raise ApiError(401, "unauthorized", "Send 'Authorization: Bearer <token>'.", headers=_CHALLENGE)
+    return token
+
+
+def client_for(token: str) -> ApiClient:
     client = ApiClient.objects.for_token(token)
     if client is None:
         # One answer for unknown and revoked tokens: no hint about which tokens exist.

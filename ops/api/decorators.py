@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 from collections.abc import Callable
 
@@ -12,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from ops.api.admission import EngineSaturated, engine_slot
-from ops.api.auth import authenticate
+from ops.api.auth import client_for, require_token
 from ops.api.errors import ApiError, error_response
 from ops.api.models import ApiClient
 from ops.monitoring.metrics import ORDERS_DENIED
@@ -59,14 +60,19 @@ def api_view(
                 )
             code, response = answer(request, *args, **kwargs)
             if counts_refusals and response.status_code in REFUSALS:
-                ORDERS_DENIED.labels(code).inc()
+                # A view answers refusals by raising ApiError, which names the code; any
+                # other 423/503 says it in its body.
+                ORDERS_DENIED.labels(code or json.loads(response.content).get("error", "")).inc()
             return response
 
         def answer(request: HttpRequest, *args, **kwargs) -> tuple[str, HttpResponse]:
             """The response and its error code ("" for a success)."""
             try:
+                # No token, no slot: a request that cannot be authenticated never takes one
+                # of the engine's connections, nor waits for one.
+                token = require_token(request)
                 with engine_slot() if engine else contextlib.nullcontext():
-                    client = authenticate(request)
+                    client = client_for(token)
                     if not client.has_scope(scope):
                         raise ApiError(
                             403,

@@ -9,7 +9,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from psycopg_pool import PoolTimeout
 
-from ops.db import server_refusal
+from ops.db import is_full, server_refusal
 
 
 class ApiError(Exception):
@@ -93,6 +93,22 @@ this; halts already made stay in force.</p>
 </html>
 """
 
+DATABASE_FULL_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Database full (503)</title></head>
+<body>
+<h1>Database full</h1>
+<p>The database is up but admits no more connections (it is at max_connections), and this
+page could not get one. Trading is not halted by this, and halts already made stay in
+force; the pre-trade gate answers on the connections it already holds and may answer some
+orders 503.</p>
+<p>To halt now, from a shell on an app host: <code>manage.py trading halt --reason ... --actor
+...</code>. It gets in with <code>KILLSWITCH_DATABASE_URL</code> (README: Database
+connections).</p>
+</body>
+</html>
+"""
+
 # Postgres SQLSTATEs that mean the server or the connection is gone, or takes no more
 # work: class 08 (connection exceptions), class 53 (too many connections, out of memory,
 # disk full) and the shutdown codes. A statement timeout (57014), a deadlock (40P01) or
@@ -102,7 +118,8 @@ _GONE_SQLSTATES = ("57P01", "57P02", "57P03")
 
 
 def _database_failure() -> str | None:
-    """'gone', 'busy' or None (not a database failure), from the exception being handled.
+    """'gone', 'full', 'busy' or None (not a database failure), from the exception being
+    handled.
 
     Django calls handler500 inside its `except` block: the current exception is the cause.
     """
@@ -113,14 +130,18 @@ def _database_failure() -> str | None:
         return None
     cause = exc.__cause__
     if isinstance(cause, PoolTimeout):
-        # No pooled connection within DB_POOL_TIMEOUT: either every one was busy (a
-        # saturated server; the gate still answers, in turn) or the pool could not
-        # connect at all, which a direct connect tells.
+        # No pooled connection within DB_POOL_TIMEOUT: every one was busy (a saturated
+        # server; the gate still answers, in turn), or the pool could not connect at all
+        # (the server full, or gone), which a direct connect tells.
         cause = server_refusal()
         if cause is None:
             return "busy"
+        if is_full(cause):
+            return "full"
         if not getattr(cause, "sqlstate", None):
             return "gone"
+    elif is_full(cause or exc):
+        return "full"
     sqlstate = getattr(cause, "sqlstate", None)
     if sqlstate:
         return "gone" if sqlstate[:2] in _GONE_CLASSES or sqlstate in _GONE_SQLSTATES else "busy"
@@ -139,6 +160,12 @@ def server_error(request):
         if request.path.startswith("/api/"):
             return error_response(503, "database_unavailable", "The database is not reachable.")
         return HttpResponse(DATABASE_UNAVAILABLE_PAGE, status=503)
+    if failure == "full":
+        if request.path.startswith("/api/"):
+            return error_response(
+                503, "database_unavailable", "The database admits no more connections; try again."
+            )
+        return HttpResponse(DATABASE_FULL_PAGE, status=503)
     if failure == "busy":
         # Reachable but slow: telling on-call the gate refuses trades would be false.
         if request.path.startswith("/api/"):

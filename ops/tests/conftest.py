@@ -56,6 +56,31 @@ def unreachable_database():
         _reconnect_with(saved)
 
 
+@pytest.fixture(autouse=True)
+def no_killswitch_role(settings):
+    """A developer's KILLSWITCH_DATABASE_URL names a real database: no test connects there."""
+    settings.KILLSWITCH_DATABASE_URL = ""
+
+
+@pytest.fixture
+def wide_pool():
+    """A pool as large as the test's threads: a concurrency test means its 20 threads to
+    hold a connection each at once, where production's pool (DB_POOL_SIZE) would queue them
+    (and a queue of 3-second waits on a loaded machine is a flake, not the race)."""
+    options = connection.settings_dict["OPTIONS"]
+    pool = options.get("pool")
+    if not pool:
+        yield
+        return
+    connection.close_pool()
+    options["pool"] = {**pool, "max_size": 40}
+    try:
+        yield
+    finally:
+        connection.close_pool()
+        options["pool"] = pool
+
+
 def _reconnect_with(settings_dict: dict) -> None:
     """The next query connects with these settings (a pool is built with the old ones)."""
     connection.close()
@@ -65,19 +90,18 @@ def _reconnect_with(settings_dict: dict) -> None:
 
 
 def migrate_schema(targets: list[tuple[str, str]]) -> None:
-    """Migrate to `targets` as `manage.py migrate` does (ops/apps.py): SQLite's
-    append-only guards off while the tables change (SQLite refuses to drop a column a
-    trigger names), and on again after."""
+    """Migrate to `targets` between the hooks `manage.py migrate` sends around its
+    migrations (ops/apps.py: SQLite's append-only guards off while the tables change,
+    since SQLite refuses to drop a column a trigger names, and on again after)."""
     from django.apps import apps
     from django.db.migrations.executor import MigrationExecutor
 
-    from ops import guards
+    from ops.apps import _after_migrate, _before_migrate
 
-    models = list(apps.get_app_config("ops").get_models())
-    if connection.vendor == "sqlite":
-        guards.uninstall(connection, models)
+    ops = apps.get_app_config("ops")
+    _before_migrate(ops, using=connection.alias)
     MigrationExecutor(connection).migrate(targets)
-    guards.install(connection, models)
+    _after_migrate(ops, using=connection.alias)
 
 
 def latest_migrations() -> list[tuple[str, str]]:

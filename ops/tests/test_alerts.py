@@ -313,7 +313,7 @@ def test_an_alert_first_seen_resolved_trips_nothing(alertmanager, broker_alert_h
 
 
 def test_concurrent_deliveries_store_one_occurrence_and_trip_once(
-    transactional_db, postgres, broker_alert_halts, halt_calls
+    transactional_db, postgres, wide_pool, broker_alert_halts, halt_calls
 ):
     _, token = ApiClient.issue("alertmanager", "alerts")
     body = json.dumps(notification(am_alert("BrokerUnreachable")))

@@ -53,8 +53,8 @@ POSTGRES = "django_prometheus.db.backends.postgresql"
             False,
         ),  # the partition tests'
         ({"tcp_user_timeout": 2_000, "connect_timeout": 1, "keepalives_idle": 2}, 6, True),  # libpq waits 2 s
-        ({"pool": {"max_size": 4}}, 22, False),  # a wait for a pooled connection first: 3 + 18 s
-        ({"pool": {"max_size": 4}}, 21, True),
+        ({"pool": {"max_size": 4}}, 25, False),  # waits for a slot, then a connection: 3 + 3 + 18 s
+        ({"pool": {"max_size": 4}}, 24, True),
     ],
 )
 def test_the_partition_guard_is_held_against_gunicorns_worker_timeout(
@@ -131,3 +131,42 @@ def test_the_server_check_reads_max_connections_from_postgres(settings, db):
     assert [w.id for w in warnings] == ["ops.W005"] and "max_connections" in warnings[0].msg
     # The settings-only check leaves it to the database one, so it is said once.
     assert check_connection_budget(None, databases=["default"]) == []
+
+
+def killswitch_url(user: str, database: str | None = None) -> str:
+    db = connection.settings_dict
+    return f"postgres://{user}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{database or db['NAME']}"
+
+
+def test_the_killswitch_role_is_checked_against_the_server(settings, db):
+    """check --database default connects as KILLSWITCH_DATABASE_URL: a role that gets no
+    reserved slot, or may not write the kill switch's tables, or another database, is
+    named before the incident that needs it."""
+    import uuid
+
+    import psycopg
+
+    from ops.checks import check_killswitch_role, killswitch_role_problem
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the embedded default (SQLite) has no server to be full")
+    superuser = connection.settings_dict["USER"] or "postgres"
+    settings.KILLSWITCH_DATABASE_URL = killswitch_url(superuser)
+    assert killswitch_role_problem() is None
+    assert check_killswitch_role(None, databases=["default"]) == []
+
+    settings.KILLSWITCH_DATABASE_URL = killswitch_url(superuser, "some_other_database")
+    assert "must name the same one" in killswitch_role_problem()
+
+    role = f"investiq_ks_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(
+        killswitch_url(superuser).replace("postgres://", "postgresql://", 1), autocommit=True
+    )
+    try:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        settings.KILLSWITCH_DATABASE_URL = killswitch_url(role)
+        assert "neither a superuser" in killswitch_role_problem()
+        assert [w.id for w in check_killswitch_role(None, databases=["default"])] == ["ops.W007"]
+    finally:
+        admin.execute(f"DROP ROLE IF EXISTS {role}")
+        admin.close()

@@ -106,3 +106,20 @@ def _triggers_of(table: str) -> list[str]:
     from ops.guards import triggers_in
 
     return sorted(name for t, name in triggers_in(connection) if t == table)
+
+
+def test_a_migrate_that_changes_nothing_leaves_the_guards_alone(db):
+    """Every migrate runs install(): with the guards in place it must not drop and
+    recreate them, which on Postgres would wait for every open read of the audit tables
+    (a backup) and make the kill switch's writes queue behind it."""
+    from django.apps import apps
+    from django.test.utils import CaptureQueriesContext
+
+    from ops import guards
+
+    with CaptureQueriesContext(connection) as captured:
+        guards.install(connection, apps.get_app_config("ops").get_models())
+    written = [
+        q["sql"] for q in captured.captured_queries if q["sql"].lstrip().startswith(("DROP", "CREATE"))
+    ]
+    assert written == []

@@ -116,7 +116,7 @@ def test_an_api_path_outside_the_api_wrapper_answers_503_when_the_database_is_un
 @pytest.mark.parametrize(
     ("cause", "page"),
     [
-        ("TooManyConnections", "Database unavailable"),  # 53300: no new connection, the gate neither
+        ("TooManyConnections", "Database full"),  # 53300: up, admitting no one new
         ("AdminShutdown", "Database unavailable"),  # 57P01
         ("QueryCanceled", "Database busy"),  # 57014, a statement timeout
         ("LockNotAvailable", "Database busy"),  # 55P03
@@ -135,3 +135,60 @@ def test_the_error_page_tells_an_outage_from_a_busy_database_by_sqlstate(db, cau
         response = server_error(RequestFactory().get("/"))
     assert response.status_code == 503
     assert page in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("refusal", "page"),
+    [
+        (None, "Database busy"),  # every pooled connection busy, the server takes new ones
+        ("connection failed: FATAL:  sorry, too many clients already", "Database full"),
+        ("connection failed: FATAL:  remaining connection slots are reserved for roles ...", "Database full"),
+        ("connection failed: Connection refused", "Database unavailable"),
+    ],
+)
+def test_a_pool_that_gave_no_connection_is_told_apart_by_what_the_server_says(db, monkeypatch, refusal, page):
+    """PoolTimeout says only "no connection in time": a direct connect (server_refusal)
+    tells a busy pool from a full server and from one that is gone."""
+    import psycopg
+    from django.db import OperationalError
+    from django.test import RequestFactory
+    from psycopg_pool import PoolTimeout
+
+    from ops.api import errors
+
+    monkeypatch.setattr(errors, "server_refusal", lambda: refusal and psycopg.OperationalError(refusal))
+    try:
+        raise OperationalError("no connection") from PoolTimeout("couldn't get a connection after 3.00 sec")
+    except OperationalError:
+        response = errors.server_error(RequestFactory().get("/"))
+    assert response.status_code == 503
+    assert page in response.content.decode()
+
+
+def test_the_refusal_probe_is_made_once_for_many_failing_requests(db, monkeypatch):
+    """However many requests time out on the pool at once, this process opens one
+    connection beyond it to ask the server, and reuses the answer for a moment."""
+    import threading
+
+    import psycopg
+
+    from ops import db as ops_db
+
+    made = []
+
+    class Refused(psycopg.OperationalError):
+        pass
+
+    def connect(**kwargs):
+        made.append(1)
+        raise Refused("too many clients already")
+
+    monkeypatch.setattr(ops_db, "_probe", (float("-inf"), None))
+    monkeypatch.setattr(ops_db.psycopg, "connect", connect)
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(ops_db.server_refusal())) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1 and len(answers) == 20 and all(isinstance(a, Refused) for a in answers)

@@ -36,6 +36,10 @@ from ops.trading.models import State, TradingEvent, TradingState
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Each test's threads hold a connection each at once (ops/tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("wide_pool")
+
+
 def in_thread(fn):
     """Run fn on its own DB connection and close it after (threads get their own)."""
 

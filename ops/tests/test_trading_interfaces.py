@@ -163,6 +163,22 @@ def test_the_command_halts_whatever_an_unrelated_system_check_says(transactional
     assert state_of() == State.HALTED
 
 
+def test_the_command_uses_the_kill_switch_role_only_for_itself_and_only_when_refused(
+    transactional_db, operator, settings
+):
+    """Run in-process (a test, a shell's call_command), the command connects as the app's
+    role since the server admits it, and leaves the process's settings as they were: a
+    KILLSWITCH_DATABASE_URL naming another database never becomes this process's."""
+    from django.db import connection
+
+    settings.KILLSWITCH_DATABASE_URL = "postgres://ks@127.0.0.1:1/some_other_database"
+    connection.close()
+    before = dict(connection.settings_dict)
+    call_command("trading", "halt", "--reason", "x", "--actor", "otto-operator")
+    assert state_of() == State.HALTED
+    assert connection.settings_dict == before
+
+
 def test_the_command_needs_an_actor_with_the_permission(viewer):
     with pytest.raises(CommandError, match="--actor"):
         call_command("trading", "halt", "--reason", "x")

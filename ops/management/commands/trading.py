@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from ops.db import use_killswitch_connection
+from ops.db import killswitch_connection
 from ops.trading import broker, service
 from ops.trading.errors import TradingStateError
 from ops.trading.models import BrokerOutbox, BrokerOutcome, ResumeRequest, State, TradingEvent, TradingState
@@ -49,7 +49,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, action: str, **options) -> None:
         # A halt from a shell must get in even when the server admits nobody else.
-        use_killswitch_connection()
+        with killswitch_connection():
+            self._handle(action, options)
+
+    def _handle(self, action: str, options: dict) -> None:
         if action == "status":
             self._status(options["scope"])
             return
