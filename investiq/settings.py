@@ -322,6 +322,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# The admin prints times as the console does: UTC, 24-hour, with seconds (investiq/formats).
+FORMAT_MODULE_PATH = ["investiq.formats"]
 USE_I18N = True
 USE_TZ = True
 

@@ -3,6 +3,7 @@ from django.urls import path
 from ops import views
 from ops.alerts import views as alerts
 from ops.api import views as api
+from ops.console import runbooks, silencing
 from ops.console import views as console
 from ops.monitoring.views import metrics
 
@@ -12,6 +13,10 @@ urlpatterns = [
     path("console/halt", console.halt, name="console-halt"),
     path("console/resume", console.resume, name="console-resume"),
     path("console/requests/<int:request_id>/approve", console.approve, name="console-approve"),
+    path("console/alerts/<int:alert_id>/silence", silencing.silence_alert, name="console-silence"),
+    path("console/silences/<str:silence_id>/expire", silencing.expire_silence, name="console-expire-silence"),
+    path("console/runbooks/<str:alertname>", runbooks.runbook, name="console-runbook"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),

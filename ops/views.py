@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -18,6 +19,17 @@ logger = logging.getLogger(__name__)
 # Orchestrators call /readyz every few seconds and give up on it quickly themselves:
 # answer within about a second rather than wait out the dashboard probes' timeouts.
 READINESS_TIMEOUT = Timeout(connect=1.0, read=1.0)
+
+
+FAVICON = Path(__file__).resolve().parent / "static" / "ops" / "favicon.ico"
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask every site for /favicon.ico: answer it (a tab icon, not a 404 in the log)."""
+    response = HttpResponse(FAVICON.read_bytes(), content_type="image/x-icon")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 @never_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from ops.admin_base import ReadOnlyAdmin
-from ops.alerts.models import Alert
+from ops.alerts.models import Alert, SilenceEvent
 
 
 @admin.register(Alert)
@@ -14,3 +14,22 @@ class AlertAdmin(ReadOnlyAdmin):
     list_filter = ("status", "severity", "alertname")
     search_fields = ("alertname", "fingerprint")
     date_hierarchy = "starts_at"
+
+
+@admin.register(SilenceEvent)
+class SilenceEventAdmin(ReadOnlyAdmin):
+    """Silences made and expired from the console; Alertmanager holds the silences themselves."""
+
+    list_display = (
+        "created_at",
+        "action",
+        "alertname",
+        "actor",
+        "duration",
+        "ends_at",
+        "reason",
+        "silence_id",
+    )
+    list_filter = ("action", "alertname")
+    search_fields = ("alertname", "actor", "silence_id")
+    date_hierarchy = "created_at"

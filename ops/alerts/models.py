@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from ops.guards import AppendOnly
 from ops.trading.models import TradingEvent
 
 
@@ -64,3 +65,44 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alertname or self.fingerprint} {self.status} since {self.starts_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SilenceEvent(models.Model):
+    """A silence made or expired from the console, append-only: who, when, what, why.
+
+    Written only after Alertmanager accepted the change (ops.alerts.silences), so every
+    row is something that happened; Alertmanager itself holds the silence."""
+
+    append_only = AppendOnly()
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Silenced"
+        EXPIRED = "expired", "Expired early"
+
+    created_at = models.DateTimeField(default=timezone.now)
+    action = models.CharField(max_length=8, choices=Action.choices)
+    silence_id = models.CharField(max_length=36)
+    actor = models.CharField(max_length=150)
+    alertname = models.CharField(max_length=200, blank=True)
+    # The silence's matchers as sent to (or read from) Alertmanager.
+    matchers = models.JSONField(default=list)
+    # The duration chosen ("1h"); empty for an expiry.
+    duration = models.CharField(max_length=8, blank=True)
+    # When the silence ends (created) or ended (expired early).
+    ends_at = models.DateTimeField()
+    # The person's reason (created) or the silence's comment (expired).
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action__in=["created", "expired"]), name="silenceevent_action_valid"
+            ),
+            models.CheckConstraint(condition=~Q(reason=""), name="silenceevent_reason_set"),
+        ]
+        indexes = [models.Index(fields=["-created_at"], name="silenceevent_created_idx")]
+
+    def __str__(self) -> str:
+        when = f"{self.created_at:%Y-%m-%d %H:%M:%S}"
+        return f"{when} {self.get_action_display()} {self.alertname} by {self.actor}"

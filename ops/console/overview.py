@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ops.alerts.models import Alert
+from ops.alerts.silences import SILENCE
 from ops.health.models import DependencyStatus, Health
 from ops.records.models import Analysis, Trade
 from ops.trading.models import GLOBAL_SCOPE, SEVERITY, ResumeRequest, State, TradingEvent, TradingState
@@ -30,12 +31,12 @@ REQUESTS_SHOWN = 20
 # person reads as "busy or quiet", and Prometheus/Grafana (the Trades (24h) panel) has
 # the exact figure from investiq_trades_total.
 COUNT_CAP = 10_000
-ROLE_CODENAMES = (HALT, RESUME, APPROVE, "view_tradingstate")
+ROLE_CODENAMES = (HALT, RESUME, APPROVE, SILENCE, "view_tradingstate")
 
 
 @dataclass(frozen=True)
 class Permissions:
-    """The kill-switch permissions of the person looking (groups and direct grants; the
+    """The console permissions (kill switch, silences) of the person looking (groups and direct grants; the
     superuser flag grants nothing, as in ops.trading.service)."""
 
     codenames: frozenset[str]
@@ -65,6 +66,10 @@ class Permissions:
     @property
     def can_approve(self) -> bool:
         return APPROVE in self.codenames
+
+    @property
+    def can_silence(self) -> bool:
+        return SILENCE in self.codenames
 
 
 @dataclass(frozen=True)

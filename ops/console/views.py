@@ -19,6 +19,8 @@ from django.template.response import TemplateResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from ops.alerts import silences
+from ops.alerts.silences import SILENCE
 from ops.console import grafana
 from ops.console.forms import CONFIRM_WORD, HaltForm, ResumeForm
 from ops.console.overview import Permissions, overview
@@ -26,6 +28,7 @@ from ops.trading import broker, service
 from ops.trading.errors import NotPermitted, TradingStateError
 from ops.trading.gate import TradingStateUnavailable, effective_state
 from ops.trading.models import GLOBAL_SCOPE, BrokerOutbox, BrokerOutcome, State
+from ops.trading.roles import role_needed
 
 # Recorded on every event and request made here: a login session, like the admin's.
 ORIGIN = "web"
@@ -33,6 +36,15 @@ NO_ROLE = (
     "This console is for people with an ops role (viewer, operator or supervisor). "
     "Ask an administrator: manage.py ops_user {username} --role viewer"
 )
+
+
+# A control's permission in words, for its 403: "Halting ... needs the operator or supervisor role."
+NEEDS = {
+    "can_halt": ("Halting trading or setting it to reducing-only", service.HALT),
+    "can_resume": ("Resuming trading (or requesting a resume)", service.RESUME),
+    "can_approve": ("Approving a resume request", service.APPROVE),
+    "can_silence": ("Silencing an alert or expiring a silence", SILENCE),
+}
 
 
 def content_security_policy() -> str:
@@ -79,7 +91,8 @@ def needs(permission: str) -> Callable:
         @wraps(view)
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if not getattr(request.console_permissions, permission):
-                return _forbidden(request, f"You may not do this here ({permission.replace('_', ' ')}).")
+                action, codename = NEEDS[permission]
+                return _forbidden(request, f"{action} needs {role_needed(codename)}.")
             return view(request, *args, **kwargs)
 
         return wrapped
@@ -201,7 +214,12 @@ def _page(
 
 
 def _live_context(request: HttpRequest) -> dict:
-    return {"overview": overview(), "perms": request.console_permissions, "user": request.user}
+    return {
+        "overview": overview(),
+        "perms": request.console_permissions,
+        "user": request.user,
+        "silences": silences.for_console(),
+    }
 
 
 def _refused(request: HttpRequest, exc: TradingStateError) -> HttpResponse:

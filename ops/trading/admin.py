@@ -26,6 +26,7 @@ from ops.trading.models import (
     TradingEvent,
     TradingState,
 )
+from ops.trading.roles import role_needed
 from ops.trading.scopes import InvalidScope, parse_scope
 
 GATE_NOTE = (
@@ -120,7 +121,10 @@ class TradeAdmin(LargeTableAdmin):
         actor = service.Actor.of(request.user)
         if not actor.has_perm(service.BOOK_FILL):
             # The page is refused, not just its button: the server is what enforces it.
-            raise PermissionDenied("Booking a fill past the gate needs the ops.book_fill permission.")
+            raise PermissionDenied(
+                f"Booking a fill past the gate needs {role_needed(service.BOOK_FILL)} "
+                "(the ops.book_fill permission)."
+            )
         form = BookFillForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data

@@ -52,6 +52,7 @@ class TradingState(models.Model):
             ("resume_trading", "Can resume trading (or request a resume)"),
             ("approve_resume", "Can approve another person's resume request"),
             ("book_fill", "Can book a fill that already happened at the broker, past the gate"),
+            ("silence_alerts", "Can silence a firing alert in Alertmanager, or expire a silence"),
         ]
         indexes = [models.Index(fields=["state"], name="tradingstate_state_idx")]
         constraints = [

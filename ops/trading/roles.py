@@ -1,4 +1,4 @@
-"""The kill-switch roles: ops_viewer, ops_operator (halt), ops_supervisor (resume, approve)."""
+"""The ops roles: ops_viewer, ops_operator (halt, silence alerts), ops_supervisor (resume, approve)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ VIEW = [
     "view_fillbooking",
     "view_brokercancellation",
     "view_alert",
+    "view_silenceevent",
     "view_dependencystatus",
     "view_dependencycheck",
     # Failed logins and lockouts (django-axes), so anyone on call sees who is locked out.
@@ -21,15 +22,36 @@ VIEW = [
 ]
 ROLES = {
     "ops_viewer": VIEW,
-    "ops_operator": [*VIEW, "halt_trading"],
-    "ops_supervisor": [*VIEW, "halt_trading", "resume_trading", "approve_resume", "book_fill"],
+    "ops_operator": [*VIEW, "halt_trading", "silence_alerts"],
+    "ops_supervisor": [
+        *VIEW,
+        "halt_trading",
+        "resume_trading",
+        "approve_resume",
+        "book_fill",
+        "silence_alerts",
+    ],
 }
 CUSTOM = {
     "halt_trading": "Can halt trading or set it to reducing-only",
     "resume_trading": "Can resume trading (or request a resume)",
     "approve_resume": "Can approve another person's resume request",
     "book_fill": "Can book a fill that already happened at the broker, past the gate",
+    "silence_alerts": "Can silence a firing alert in Alertmanager, or expire a silence",
 }
+
+
+def roles_with(codename: str) -> list[str]:
+    """The roles (viewer, operator, supervisor) whose group holds `codename`."""
+    return [role.removeprefix("ops_") for role, codenames in ROLES.items() if codename in codenames]
+
+
+def role_needed(codename: str) -> str:
+    """`codename` in words, for a 403: 'the operator or supervisor role'."""
+    roles = roles_with(codename)
+    if not roles:
+        return f"the ops.{codename} permission, which no ops role holds"
+    return f"the {' or '.join(roles)} role"
 
 
 def ensure_roles(apps=global_apps) -> None:

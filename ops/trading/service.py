@@ -56,6 +56,7 @@ from ops.trading.models import (
     TradingEvent,
     TradingState,
 )
+from ops.trading.roles import role_needed
 from ops.trading.scopes import parse_scope
 
 logger = logging.getLogger(__name__)
@@ -125,7 +126,10 @@ class Actor:
 
     def require(self, codename: str, action: str) -> None:
         if not self.has_perm(codename):
-            raise NotPermitted(f"{self.name} may not {action} (needs the ops.{codename} permission).")
+            raise NotPermitted(
+                f"{self.name} may not {action}: that needs {role_needed(codename)} "
+                f"(the ops.{codename} permission)."
+            )
 
 
 @dataclass(frozen=True)
