@@ -78,6 +78,7 @@ def test_a_form_without_a_reason_stays_on_the_page_with_the_error_in_view(
         error = page.get_by_test_id("silence-error")
         expect(error).to_contain_text("A reason is required")
         expect(error).to_be_in_viewport()
+        expect(error).to_be_focused()
         assert silences_in(am) == [] and not SilenceEvent.objects.exists()
     finally:
         context.close()
