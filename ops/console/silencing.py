@@ -48,16 +48,24 @@ def _form_page(request: HttpRequest, alert: Alert, *, error: str = "", status: i
 @require_http_methods(["GET", "POST"])
 @console_view
 def silence_alert(request: HttpRequest, alert_id: int) -> HttpResponse:
+    if request.method == "POST":
+        return _silence(request, alert_id)
     alert = _alert(alert_id)
     if alert is None:
-        return _problem(request, 404, "Not found", f"There is no alert #{alert_id} in the alert store.")
-    if request.method == "GET":
-        return _form_page(request, alert)
-    return _silence(request, alert)
+        return _no_alert(request, alert_id)
+    return _form_page(request, alert)
+
+
+def _no_alert(request: HttpRequest, alert_id: int) -> HttpResponse:
+    return _problem(request, 404, "Not found", f"There is no alert #{alert_id} in the alert store.")
 
 
 @needs("can_silence")
-def _silence(request: HttpRequest, alert: Alert) -> HttpResponse:
+def _silence(request: HttpRequest, alert_id: int) -> HttpResponse:
+    # The permission first (the decorator), then the alert, then the input.
+    alert = _alert(alert_id)
+    if alert is None:
+        return _no_alert(request, alert_id)
     try:
         made = silences.silence(
             alert, duration=request.POST.get("duration"), reason=request.POST.get("reason"), user=request.user

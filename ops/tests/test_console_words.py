@@ -122,6 +122,14 @@ def test_an_admin_403_names_the_role_and_the_roles(db, operator):
     assert refused.status_code == 403 and "<strong>operator</strong>" in refused.content.decode()
 
 
+def test_a_form_sent_without_its_csrf_token_is_refused_in_words(db, operator):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    response = client.post("/console/halt", {})
+    assert response.status_code == 403
+    assert b"No role is missing for this: nothing was changed." in response.content
+
+
 # --- the admin's times -------------------------------------------------------------------
 
 

@@ -187,6 +187,8 @@ def test_a_viewer_sees_silences_but_gets_403_naming_the_role(db, am, viewer, ope
         b"Silencing an alert or expiring a silence needs the operator or supervisor role." in refused.content
     )
     assert client.post(f"/console/silences/{made['id']}/expire").status_code == 403
+    # The permission is checked before anything else, even whether the alert exists.
+    assert client.post("/console/alerts/999999/silence", {"duration": "1h", "reason": "x"}).status_code == 403
     assert len(silences_in(am)) == 1 and SilenceEvent.objects.count() == 1
 
 
@@ -213,6 +215,8 @@ def test_bad_input_gets_400_and_changes_nothing(db, am, operator, data, words):
 def test_bad_ids_and_unsilenceable_alerts_are_refused(db, am, operator):
     client = client_for(operator)
     assert client.post("/console/alerts/999999/silence", {"duration": "1h", "reason": "x"}).status_code == 404
+    huge = client.post(f"/console/alerts/{10**30}/silence", {"duration": "1h", "reason": "x"})
+    assert huge.status_code == 404
     response = client.post("/console/silences/not-a-uuid/expire")
     assert response.status_code == 400 and b"not an Alertmanager silence id" in response.content
     unknown = client.post("/console/silences/00000000-0000-0000-0000-000000000000/expire")
