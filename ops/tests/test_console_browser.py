@@ -136,7 +136,7 @@ def test_a_viewer_sees_disabled_controls_and_a_forged_post_gets_403(page: Page, 
         max_redirects=0,
     )
     assert forged.status == 403
-    assert "You may not do this here" in forged.text()
+    assert "needs the operator or supervisor role" in forged.text()
     assert global_state() == State.ACTIVE
     assert not TradingEvent.objects.exists()
 
