@@ -48,9 +48,10 @@ def request_json(
     timeout: Timeout,
     headers: dict[str, str] | None = None,
     ok_statuses: tuple[int, ...] = (200,),
+    json: Any = None,
 ) -> OutboundResponse:
-    """The answer's parsed JSON body, or OutboundError."""
-    response = _send(method, url, timeout, headers, ok_statuses)
+    """The answer's parsed JSON body, or OutboundError. `json`: a body to send as JSON."""
+    response = _send(method, url, timeout, headers, ok_statuses, json)
     try:
         body = response.json()
     except ValueError:
@@ -71,17 +72,22 @@ def request_text(
     ok_statuses: tuple[int, ...] = (200,),
 ) -> OutboundResponse:
     """The answer's body as text (readiness pages, the Prometheus exposition format)."""
-    response = _send(method, url, timeout, headers, ok_statuses)
+    response = _send(method, url, timeout, headers, ok_statuses, None)
     return OutboundResponse(response.status_code, response.text)
 
 
 def _send(
-    method: str, url: str, timeout: Timeout, headers: dict[str, str] | None, ok_statuses: tuple[int, ...]
+    method: str,
+    url: str,
+    timeout: Timeout,
+    headers: dict[str, str] | None,
+    ok_statuses: tuple[int, ...],
+    json: Any,
 ) -> requests.Response:
     try:
         # Never follow a redirect: it would re-send our credentials to wherever it points.
         response = requests.request(
-            method, url, headers=headers, timeout=timeout.as_tuple(), allow_redirects=False
+            method, url, headers=headers, json=json, timeout=timeout.as_tuple(), allow_redirects=False
         )
     except requests.exceptions.ConnectTimeout:
         raise OutboundError("timeout", f"no connection within {timeout.connect:g}s") from None

@@ -15,15 +15,16 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import requests
 from django.conf import settings
 from django.utils import timezone
 
 from ops.alerts.models import Alert, AlertStatus, SilenceEvent
+from ops.http import OutboundError, Timeout, request_json, request_text
 
 SILENCE = "silence_alerts"  # the permission (ops.trading.roles: operators, supervisors)
-# Short: the console's page and its live refresh wait for the list of silences.
-TIMEOUT_SECONDS = 2.0
+# Short: the console's page and its live refresh (every 5 s) wait for the list.
+LIST_TIMEOUT = Timeout(connect=1.0, read=1.0)
+CHANGE_TIMEOUT = Timeout(connect=2.0, read=5.0)
 # The choices offered; anything else is refused (400), so nobody silences for a year.
 DURATIONS = {
     "30m": timedelta(minutes=30),
@@ -105,29 +106,22 @@ def base_url() -> str:
     return url
 
 
-def _call(method: str, path: str, **kwargs) -> requests.Response:
-    url = f"{base_url()}{path}"
-    try:
-        response = requests.request(method, url, timeout=TIMEOUT_SECONDS, **kwargs)
-    except requests.RequestException as exc:
-        raise SilenceUnavailable(
-            f"Alertmanager at {base_url()} cannot be reached: {type(exc).__name__}"
-        ) from None
-    return response
+def _unavailable(exc: OutboundError, what: str) -> SilenceUnavailable:
+    if exc.kind in ("timeout", "connection"):
+        return SilenceUnavailable(f"Alertmanager at {base_url()} cannot be reached: {exc.detail}")
+    return SilenceUnavailable(f"Alertmanager did not {what}: {exc.detail}")
 
 
 def active() -> SilenceList:
     """The active silences, soonest to end first; never raises."""
     now = timezone.now()
     try:
-        response = _call("GET", "/api/v2/silences")
-        if response.status_code != 200:
-            raise SilenceUnavailable(
-                f"Alertmanager answered HTTP {response.status_code} to the list of silences"
-            )
-        found = [_parse(item) for item in response.json() if item.get("status", {}).get("state") == "active"]
+        body = request_json("GET", f"{base_url()}/api/v2/silences", timeout=LIST_TIMEOUT).body
+        found = [_parse(item) for item in body if item.get("status", {}).get("state") == "active"]
     except SilenceUnavailable as exc:
         return SilenceList([], unavailable=str(exc), read_at=now)
+    except OutboundError as exc:
+        return SilenceList([], unavailable=str(_unavailable(exc, "list its silences")), read_at=now)
     except (ValueError, TypeError, KeyError, AttributeError):
         return SilenceList([], unavailable="Alertmanager's list of silences could not be read", read_at=now)
     return SilenceList(sorted(found, key=lambda s: s.ends_at), read_at=now)
@@ -200,14 +194,12 @@ def silence(alert: Alert, *, duration: object, reason: object, user) -> SilenceE
         "createdBy": user.get_username(),
         "comment": reason,
     }
-    response = _call("POST", "/api/v2/silences", json=body)
-    if response.status_code != 200:
-        raise SilenceUnavailable(
-            f"Alertmanager refused the silence (HTTP {response.status_code}: {response.text[:200].strip()})"
-        )
     try:
-        silence_id = clean_silence_id(response.json()["silenceID"])
-    except (ValueError, KeyError, TypeError, InvalidSilence):
+        answer = request_json("POST", f"{base_url()}/api/v2/silences", timeout=CHANGE_TIMEOUT, json=body)
+        silence_id = clean_silence_id(answer.body["silenceID"])
+    except OutboundError as exc:
+        raise _unavailable(exc, "accept the silence") from None
+    except (KeyError, TypeError, InvalidSilence):
         raise SilenceUnavailable("Alertmanager's answer named no silence id") from None
     return SilenceEvent.objects.create(
         action=SilenceEvent.Action.CREATED,
@@ -224,26 +216,26 @@ def silence(alert: Alert, *, duration: object, reason: object, user) -> SilenceE
 def expire(silence_id: object, *, user) -> SilenceEvent:
     """Expire a silence now in Alertmanager; record it once Alertmanager has done it."""
     silence_id = clean_silence_id(silence_id)
-    current = _call("GET", f"/api/v2/silence/{silence_id}")
-    if current.status_code == 404:
-        raise InvalidSilence(f"Alertmanager has no silence {silence_id}.")
-    if current.status_code != 200:
-        raise SilenceUnavailable(f"Alertmanager answered HTTP {current.status_code} for silence {silence_id}")
+    url = f"{base_url()}/api/v2/silence/{silence_id}"
     try:
-        found = _parse(current.json())
-        state = current.json()["status"]["state"]
+        current = request_json("GET", url, timeout=CHANGE_TIMEOUT).body
+    except OutboundError as exc:
+        if exc.status == 404:
+            raise InvalidSilence(f"Alertmanager has no silence {silence_id}.") from None
+        raise _unavailable(exc, f"show silence {silence_id}") from None
+    try:
+        found = _parse(current)
+        state = current["status"]["state"]
     except (ValueError, KeyError, TypeError, AttributeError):
         raise SilenceUnavailable(
             f"Alertmanager's answer for silence {silence_id} could not be read"
         ) from None
     if state == "expired":
         raise InvalidSilence(f"Silence {silence_id} has already ended.")
-    response = _call("DELETE", f"/api/v2/silence/{silence_id}")
-    if response.status_code != 200:
-        raise SilenceUnavailable(
-            f"Alertmanager did not expire silence {silence_id} (HTTP {response.status_code}: "
-            f"{response.text[:200].strip()})"
-        )
+    try:
+        request_text("DELETE", url, timeout=CHANGE_TIMEOUT)
+    except OutboundError as exc:
+        raise _unavailable(exc, f"expire silence {silence_id}") from None
     return SilenceEvent.objects.create(
         action=SilenceEvent.Action.EXPIRED,
         silence_id=silence_id,

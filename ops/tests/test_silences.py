@@ -21,6 +21,7 @@ from django.utils import timezone
 from ops.alerts.models import Alert, SilenceEvent
 from ops.console.overview import Permissions
 from ops.tests.conftest import make_user
+from ops.tests.dependency_servers import SilentServer
 from ops.tests.monitoring_files import runnable_copy, tool
 from ops.tests.processes import free_port, stop_process
 from ops.tests.test_monitoring_live import alertmanager_config, started, wait_for
@@ -243,6 +244,18 @@ def test_alertmanager_down_says_so_and_records_nothing(db, settings, operator):
     assert (
         b"Nothing changed: Alertmanager at" in response.content and b"cannot be reached" in response.content
     )
+    assert not SilenceEvent.objects.exists()
+
+
+def test_an_alertmanager_that_never_answers_is_named_with_its_timeout(db, settings, operator):
+    alert = firing_alert()
+    client = client_for(operator)
+    with SilentServer() as silent:
+        settings.ALERTMANAGER_URL = silent.url()
+        page = client.get("/").content.decode()
+        assert "cannot be reached: no answer within 1s" in page
+        response = client.post(f"/console/alerts/{alert.pk}/silence", {"duration": "1h", "reason": "noisy"})
+    assert response.status_code == 503 and b"no answer within 5s" in response.content
     assert not SilenceEvent.objects.exists()
 
 
