@@ -291,3 +291,19 @@ def test_roles_hold_the_silence_permission_as_declared(db):
     assert not Permissions.of(make_user("v", "ops_viewer")).can_silence
     assert Permissions.of(make_user("o", "ops_operator")).can_silence
     assert Permissions.of(make_user("s", "ops_supervisor")).can_silence
+
+
+def test_the_admin_shows_silence_events_read_only_to_every_role(db, viewer, supervisor):
+    SilenceEvent.objects.create(
+        action="created",
+        silence_id="0b0e4b8a-0000-4000-8000-000000000001",
+        actor="alice",
+        alertname="HighLatency",
+        duration="1h",
+        ends_at=timezone.now(),
+        reason="deploy in progress",
+    )
+    for user in (viewer, supervisor):
+        page = client_for(user).get("/admin/ops/silenceevent/")
+        assert page.status_code == 200 and "deploy in progress" in page.content.decode()
+        assert client_for(user).get("/admin/ops/silenceevent/add/").status_code == 403
