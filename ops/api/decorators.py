@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ops.api.admission import EngineSaturated, engine_slot
 from ops.api.auth import client_for, require_token
 from ops.api.errors import ApiError, error_response
-from ops.api.models import ApiClient
+from ops.api.models import ApiClient, Scope
 from ops.monitoring.metrics import ORDERS_DENIED
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,9 @@ def api_view(
                         raise ApiError(
                             403,
                             "forbidden_scope",
-                            f"This token lacks the '{scope}' scope (it has: {client.scopes}).",
+                            f"This token lacks the '{scope}' scope that this endpoint needs "
+                            f"({Scope(scope).label.lower()}); it has: {client.scopes}. An administrator "
+                            f"issues a token with it: manage.py create_api_token NAME --scopes {scope}",
                         )
                     return "", view(request, client, *args, **kwargs)
             except ApiError as exc:

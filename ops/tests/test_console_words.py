@@ -130,6 +130,19 @@ def test_a_form_sent_without_its_csrf_token_is_refused_in_words(db, operator):
     assert b"No role is missing for this: nothing was changed." in response.content
 
 
+def test_an_api_403_keeps_its_shape_and_says_what_the_token_needs(db):
+    from ops.models import ApiClient
+    from ops.tests.conftest import ApiTestClient
+
+    _, token = ApiClient.issue("reader", "status")
+    response = ApiTestClient(token=token).post_json("/api/v1/analyses", {})
+    assert response.status_code == 403
+    body = response.json()
+    assert body["error"] == "forbidden_scope"
+    assert "lacks the 'analyses' scope that this endpoint needs (record analyses)" in body["detail"]
+    assert "manage.py create_api_token NAME --scopes analyses" in body["detail"]
+
+
 # --- the admin's times -------------------------------------------------------------------
 
 
