@@ -244,7 +244,8 @@ def expire(silence_id: object, *, user) -> SilenceEvent:
         matchers=found.matchers,
         duration="",
         ends_at=timezone.now(),
-        reason=found.comment,
+        # A silence made elsewhere may have had no comment; the audit row always says something.
+        reason=found.comment or "(the silence had no comment)",
     )
 
 

@@ -180,6 +180,8 @@ def test_a_viewer_sees_silences_but_gets_403_naming_the_role(db, am, viewer, ope
     page = client.get("/").content.decode()
     assert f'data-testid="silence-{made["id"]}"' in page
     assert "Silencing needs the operator or supervisor role." in page
+    form = client.get(f"/console/alerts/{alert.pk}/silence").content.decode()
+    assert "Silencing needs the operator or supervisor role." in form and 'name="reason"' not in form
     assert f'href="/console/alerts/{alert.pk}/silence"' not in page
 
     refused = client.post(f"/console/alerts/{alert.pk}/silence", {"duration": "1h", "reason": "x"})
