@@ -309,3 +309,30 @@ def test_the_admin_shows_silence_events_read_only_to_every_role(db, viewer, supe
         page = client_for(user).get("/admin/ops/silenceevent/")
         assert page.status_code == 200 and "deploy in progress" in page.content.decode()
         assert client_for(user).get("/admin/ops/silenceevent/add/").status_code == 403
+
+
+def test_a_silence_made_in_alertmanager_itself_is_listed_and_can_be_expired_here(db, am, operator):
+    now = timezone.now()
+    made = requests.post(
+        f"{am}/api/v2/silences",
+        json={
+            "matchers": [{"name": "alertname", "value": "DependencyDown", "isRegex": False, "isEqual": True}],
+            "startsAt": now.isoformat(),
+            "endsAt": (now + timedelta(hours=1)).isoformat(),
+            "createdBy": "someone-in-the-am-ui",
+            "comment": "made in Alertmanager's UI",
+        },
+        timeout=5,
+    ).json()["silenceID"]
+    client = client_for(operator)
+    page = client.get("/").content.decode()
+    assert f'data-testid="silence-{made}"' in page and "by someone-in-the-am-ui" in page
+    assert client.post(f"/console/silences/{made}/expire").status_code == 302
+    assert silences_in(am) == []
+    event = SilenceEvent.objects.get()
+    assert (event.action, event.alertname, event.actor, event.reason) == (
+        "expired",
+        "DependencyDown",
+        operator.get_username(),
+        "made in Alertmanager's UI",
+    )
