@@ -114,7 +114,9 @@ def grafana_auth(request: HttpRequest) -> HttpResponse:
     if not user.is_authenticated:
         return HttpResponse("Log in to the ops console first.\n", status=401, content_type="text/plain")
     if not (user.is_staff and Permissions.of(user).has_ops_role):
-        return HttpResponse(NO_ROLE.format(username=user.get_username()) + "\n", status=403, content_type="text/plain")
+        return HttpResponse(
+            NO_ROLE.format(username=user.get_username()) + "\n", status=403, content_type="text/plain"
+        )
     response = HttpResponse(status=200)
     response[GRAFANA_USER_HEADER] = GRAFANA_USER_PREFIX + user.get_username()
     return response

@@ -466,11 +466,15 @@ def test_grafana_behind_the_proxy_is_framed_from_the_consoles_own_origin(db, vie
     response = client_for(viewer).get("/")
     sources = re.findall(r'<iframe src="([^"]+)"', response.content.decode())
     assert len(sources) == 12
-    assert all(source.startswith("/grafana/d-solo/investiq-overview/investiq-overview?") for source in sources)
+    assert all(
+        source.startswith("/grafana/d-solo/investiq-overview/investiq-overview?") for source in sources
+    )
     assert csp(response)["frame-src"] == "'self'"
 
 
-@pytest.mark.parametrize("url", ["//evil.example/grafana", "/grafana; script-src *", "/grafana 'unsafe-inline'"])
+@pytest.mark.parametrize(
+    "url", ["//evil.example/grafana", "/grafana; script-src *", "/grafana 'unsafe-inline'"]
+)
 def test_a_path_that_is_not_plainly_a_path_is_not_used(db, viewer, settings, url):
     settings.GRAFANA_URL = url
     response = client_for(viewer).get("/")
