@@ -20,7 +20,7 @@ import requests
 from ops.tests.conftest import make_user
 from ops.tests.monitoring_files import MONITORING, run, tool
 from ops.tests.processes import free_port, log_in, stop_process
-from ops.tests.test_monitoring_live import started, wait_for
+from ops.tests.test_monitoring_live import wait_for
 
 CADDYFILE = MONITORING / "Caddyfile"
 PASSWORD = "correct horse battery"  # make_user's
@@ -69,7 +69,6 @@ def test_the_caddyfile_is_in_caddys_own_format():
 class Proxy:
     https: str
     http: str
-    grafana_requests: list
 
 
 @pytest.fixture
@@ -107,11 +106,7 @@ def proxy(live_server, httpserver, settings, tmp_path, monkeypatch) -> Iterator[
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(root))
         base = f"https://localhost:{https_port}"
         wait_for("the app through the proxy", lambda: requests.get(f"{base}/healthz", timeout=5).ok)
-        yield Proxy(
-            https=base,
-            http=f"http://localhost:{http_port}",
-            grafana_requests=[r for r, _ in httpserver.log if r.path.startswith("/grafana/")],
-        )
+        yield Proxy(https=base, http=f"http://localhost:{http_port}")
     except BaseException:
         print(log.read_text()[-3000:])
         raise

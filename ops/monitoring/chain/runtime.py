@@ -157,7 +157,8 @@ def grafana(urls: Urls) -> Iterator[Result]:
         yield Result(
             "Grafana healthy",
             SKIP,
-            f"GRAFANA_URL {urls.grafana} is a path behind the proxy; pass --grafana-url with Grafana's own URL",
+            f"GRAFANA_URL {urls.grafana} is a path behind the proxy; "
+            "pass --grafana-url with Grafana's own URL",
         )
         return
     base = urls.grafana.rstrip("/")
