@@ -8,23 +8,33 @@ in to the console reach Grafana, as themselves.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 import re
+import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
+from playwright.sync_api import expect, sync_playwright
 
+from conftest import require_service
+from ops.tests.browser import chromium_available, launch_args
 from ops.tests.conftest import make_user
 from ops.tests.monitoring_files import MONITORING, run, tool
 from ops.tests.processes import free_port, log_in, stop_process
+from ops.tests.test_console_browser import log_in as log_in_page
 from ops.tests.test_monitoring_live import wait_for
 
 CADDYFILE = MONITORING / "Caddyfile"
 PASSWORD = "correct horse battery"  # make_user's
 PANEL = "/grafana/d-solo/investiq-overview/investiq-overview"
+SHOTS = Path(os.environ.get("INVESTIQ_SHOTS_DIR", "/tmp/shots-issue-17b"))  # noqa: S108 (looked at by people)
 
 
 def caddy_env(tmp_path: Path, **env: str) -> dict[str, str]:
@@ -156,3 +166,61 @@ def test_the_console_frames_grafana_from_its_own_https_origin(proxy, transaction
     # Plain HTTP is sent to HTTPS.
     redirect = requests.get(f"{proxy.http}/", allow_redirects=False, timeout=10)
     assert redirect.status_code == 308 and redirect.headers["Location"].startswith("https://localhost")
+
+
+# --- In a real browser -------------------------------------------------------------------
+
+
+def spki_hash(host: str, port: int) -> str:
+    """base64(sha256(SubjectPublicKeyInfo)) of the certificate the proxy serves: the one
+    certificate Chromium is told to accept (its local CA is in no trust store here)."""
+    pem = ssl.get_server_certificate((host, port))
+    key = subprocess.run(
+        ["openssl", "x509", "-pubkey", "-noout"], input=pem.encode(), capture_output=True, check=True
+    ).stdout
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "der"], input=key, capture_output=True, check=True
+    ).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def test_a_browser_shows_grafanas_panels_inside_the_console_through_the_proxy(
+    proxy, httpserver, transactional_db
+):
+    require_service(chromium_available(), "/usr/bin/chromium is missing (make test-tools installs it)")
+    make_user("vera", "ops_viewer")
+    port = int(proxy.https.rsplit(":", 1)[1])
+    options = launch_args()
+    accept_proxy = f"--ignore-certificate-errors-spki-list={spki_hash('localhost', port)}"
+    # Playwright started here, after the database and the proxy: its event loop would make
+    # Django refuse the ORM calls of the fixtures' setup.
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**{**options, "args": [*options["args"], accept_proxy]})
+        try:
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            for width, height in ((1366, 900), (375, 812)):
+                page = browser.new_page(viewport={"width": width, "height": height})
+                blocked: list[str] = []
+                page.on(
+                    "console",
+                    lambda m, blocked=blocked: (
+                        blocked.append(m.text) if "Content Security" in m.text else None
+                    ),
+                )
+                log_in_page(page, SimpleNamespace(url=proxy.https), "vera")
+                expect(page.locator("iframe")).to_have_count(12)
+                # Each panel's frame loaded Grafana's page through the proxy with the
+                # console's session cookie alone (one origin: no third-party cookie, no
+                # Grafana login), and the CSP blocked nothing.
+                # The frames load lazily: each is brought into view first (on a phone most
+                # start below the fold).
+                for index in range(12):
+                    page.locator("iframe").nth(index).scroll_into_view_if_needed()
+                    expect(page.frame_locator("iframe").nth(index).locator("body")).to_have_text("panel")
+                assert blocked == []
+                page.screenshot(path=str(SHOTS / f"console-through-proxy-{width}.png"), full_page=True)
+                page.context.close()
+        finally:
+            browser.close()
+    panel_users = [r.headers.get("X-WEBAUTH-USER") for r, _ in httpserver.log if r.path == PANEL]
+    assert len(panel_users) >= 24 and set(panel_users) == {"console-vera"}
