@@ -10,6 +10,7 @@ from ops.monitoring.views import metrics
 urlpatterns = [
     path("", console.console, name="console"),
     path("console/live", console.live, name="console-live"),
+    path("console/grafana-auth", console.grafana_auth, name="console-grafana-auth"),
     path("console/halt", console.halt, name="console-halt"),
     path("console/resume", console.resume, name="console-resume"),
     path("console/requests/<int:request_id>/approve", console.approve, name="console-approve"),

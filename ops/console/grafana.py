@@ -21,7 +21,8 @@ DASHBOARD_FILE = Path("grafana") / "dashboards" / "investiq-overview.json"
 # frames follow Grafana's own refresh.
 PANEL_QUERY = {"orgId": "1", "from": "now-1h", "to": "now", "refresh": "30s", "theme": "light"}
 ENABLE_HINT = (
-    "Set GRAFANA_URL (e.g. http://127.0.0.1:3000, the compose `monitoring` profile's Grafana) "
+    "Set GRAFANA_URL (/grafana behind the compose TLS proxy, or Grafana's own URL such as "
+    "http://127.0.0.1:3000) "
     "and allow embedding in Grafana (GF_SECURITY_ALLOW_EMBEDDING=true) to see the overview "
     "dashboard's panels here."
 )
@@ -29,6 +30,9 @@ ENABLE_HINT = (
 
 # What may appear in a CSP source: a host name or address and a port, nothing that could
 # end the directive (";", ",", spaces) or add a source.
+# GRAFANA_URL may instead be a path on the console's own origin (/grafana behind the TLS
+# proxy): letters, digits and "/_.-" only, and not "//", which a browser reads as a host.
+_SAME_ORIGIN_PATH = re.compile(r"\A/(?!/)[A-Za-z0-9/_.\-]*\Z")
 _NETLOC = re.compile(r"\A[A-Za-z0-9.\-]+(:[0-9]{1,5})?\Z|\A\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?\Z")
 
 
@@ -85,8 +89,12 @@ def _slug(title: str) -> str:
 
 
 def grafana_origin(base_url: str | None = None) -> str | None:
-    """scheme://host[:port] of GRAFANA_URL, the only origin the console may frame; None when unset."""
-    parts = urlsplit(settings.GRAFANA_URL if base_url is None else base_url)
+    """The only origin the console may frame, as a CSP source: scheme://host[:port] of
+    GRAFANA_URL, or 'self' when it is a path on the console's origin; None when unset."""
+    url = settings.GRAFANA_URL if base_url is None else base_url
+    if _SAME_ORIGIN_PATH.match(url):
+        return "'self'"
+    parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not _NETLOC.match(parts.netloc):
         return None
     return f"{parts.scheme}://{parts.netloc}"

@@ -106,6 +106,35 @@ def console(request: HttpRequest) -> HttpResponse:
     return _page(request, HaltForm(), ResumeForm())
 
 
+# The header Grafana's auth proxy mode reads the user from (GF_AUTH_PROXY_HEADER_NAME). The
+# prefix keeps a console user from ever matching a Grafana account made by hand, such as
+# Grafana's own admin.
+GRAFANA_USER_HEADER = "X-WEBAUTH-USER"
+GRAFANA_USER_PREFIX = "console-"
+
+
+@require_GET
+@never_cache
+def grafana_auth(request: HttpRequest) -> HttpResponse:
+    """The TLS proxy's forward_auth check in front of /grafana/ (monitoring/Caddyfile).
+
+    200 with the Grafana user for staff with an ops role (any: the panels are what a
+    viewer sees on the console anyway), 401 without a console login, 403 without a role.
+    No redirect: the proxy passes anything but a 2xx to the browser, and a login page in
+    a panel's frame would only confuse.
+    """
+    user = request.user
+    if not user.is_authenticated:
+        return HttpResponse("Log in to the ops console first.\n", status=401, content_type="text/plain")
+    if not (user.is_staff and Permissions.of(user).has_ops_role):
+        return HttpResponse(
+            NO_ROLE.format(username=user.get_username()) + "\n", status=403, content_type="text/plain"
+        )
+    response = HttpResponse(status=200)
+    response[GRAFANA_USER_HEADER] = GRAFANA_USER_PREFIX + user.get_username()
+    return response
+
+
 @require_GET
 @console_view
 def live(request: HttpRequest) -> HttpResponse:

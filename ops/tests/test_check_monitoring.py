@@ -135,3 +135,12 @@ def test_the_runtime_checks_name_what_is_down(copy, db):
 )
 def test_metric_names_are_read_from_promql(expr, names):
     assert metric_names(expr) == names
+
+
+def test_a_grafana_url_that_is_a_path_behind_the_proxy_is_skipped_with_how_to_check_it():
+    from ops.monitoring.chain import SKIP
+    from ops.monitoring.chain.runtime import Urls, grafana
+
+    (result,) = grafana(Urls(prometheus="", alertmanager="", grafana="/grafana", app=""))
+    assert result.status == SKIP
+    assert "--grafana-url" in result.detail and "/grafana" in result.detail

@@ -58,7 +58,7 @@ def services(tmp_path: Path) -> dict:
 
 
 def test_compose_has_the_production_processes(services):
-    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
+    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "beat", "proxy"}
     assert "gunicorn" in services["web"]["command"] and "gunicorn.conf.py" in services["web"]["command"]
     assert services["beat"]["deploy"]["replicas"] == 1  # exactly one scheduler
 
@@ -103,7 +103,7 @@ def test_compose_refuses_to_start_without_a_secret_key(tmp_path):
 
 # --- The monitoring profile -----------------------------------------------------------
 
-MONITORING = {"prometheus": "9090", "alertmanager": "9093", "grafana": "3001"}
+MONITORING = {"prometheus": "9090", "alertmanager": "9093", "grafana": None}
 
 
 @pytest.fixture
@@ -119,7 +119,10 @@ def test_the_monitoring_profile_adds_prometheus_alertmanager_and_grafana(monitor
     for name, port in MONITORING.items():
         service = monitoring_services[name]
         assert service["profiles"] == ["monitoring"]
-        assert [(p["host_ip"], p["published"]) for p in service["ports"]] == [("127.0.0.1", port)]
+        if port is None:  # Grafana: only through the TLS proxy
+            assert "ports" not in service
+        else:
+            assert [(p["host_ip"], p["published"]) for p in service["ports"]] == [("127.0.0.1", port)]
         assert service["restart"] == "unless-stopped"
         assert service["healthcheck"]["test"][0] == "CMD"
         assert f"{name}_data" in {v["source"] for v in service["volumes"] if v["type"] == "volume"}
@@ -133,7 +136,7 @@ def test_tokens_reach_prometheus_and_alertmanager_as_the_files_their_configs_rea
     webhook_files = {
         hook["http_config"]["authorization"]["credentials_file"]
         for receiver in alertmanager["receivers"]
-        for hook in receiver["webhook_configs"]
+        for hook in receiver.get("webhook_configs", [])
     }
     secrets = {
         name: {s["target"] for s in monitoring_services[name]["secrets"]}
@@ -153,6 +156,40 @@ def test_grafana_has_provisioning_embedding_and_no_anonymous_access_by_default(m
     assert env["GF_SECURITY_ALLOW_EMBEDDING"] == "true"
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert env["GF_SECURITY_ADMIN_PASSWORD"] == "gpw"
+
+
+def test_grafana_is_reached_only_through_the_proxy_as_the_consoles_user(monitoring_services):
+    grafana, proxy = monitoring_services["grafana"], monitoring_services["proxy"]
+    # Its own network, shared only with the proxy and Prometheus, with no way out.
+    assert set(grafana["networks"]) == {"grafana"}
+    members = {name for name, s in monitoring_services.items() if "grafana" in s.get("networks", {})}
+    assert members == {"grafana", "proxy", "prometheus"}
+    env = grafana["environment"]
+    assert env["GF_SERVER_ROOT_URL"] == "https://localhost/grafana/"
+    assert env["GF_SERVER_SERVE_FROM_SUB_PATH"] == "true"
+    assert env["GF_AUTH_PROXY_ENABLED"] == "true" and env["GF_AUTH_PROXY_HEADER_NAME"] == "X-WEBAUTH-USER"
+    assert env["GF_USERS_AUTO_ASSIGN_ORG_ROLE"] == "Viewer"
+    mounts = {v["target"]: v["source"] for v in proxy["volumes"]}
+    assert mounts["/etc/caddy/Caddyfile"].endswith("monitoring/Caddyfile")
+    assert {(p["host_ip"], p["target"]) for p in proxy["ports"]} == {("127.0.0.1", 443), ("127.0.0.1", 80)}
+
+
+def test_the_app_behind_the_proxy_frames_grafana_from_its_own_origin(services):
+    env = services["web"]["environment"]
+    assert env["GRAFANA_URL"] == "/grafana"
+    assert env["SECURE_PROXY_SSL_HEADER"] == "true"
+    assert "localhost" in env["ALLOWED_HOSTS"].split(",")
+
+
+def test_alertmanager_starts_through_the_entrypoint_that_renders_its_channels(monitoring_services):
+    alertmanager = monitoring_services["alertmanager"]
+    assert alertmanager["entrypoint"] == ["/bin/sh", "/etc/alertmanager/alertmanager-entrypoint.sh"]
+    assert not any(arg.startswith("--config.file") for arg in alertmanager["command"])
+    env = alertmanager["environment"]
+    for name in ("SLACK_PAGER", "SLACK_CHAT", "DISCORD_PAGER", "DISCORD_CHAT"):
+        assert env[f"{name}_WEBHOOK_URL"] == ""  # unset in the examples: no channel
+    assert env["ALERTMANAGER_RUNTIME_DIR"].startswith("/run/alertmanager-config/")
+    assert alertmanager["tmpfs"] == ["/run/alertmanager-config"]
 
 
 def test_compose_refuses_to_run_without_a_grafana_password(tmp_path):

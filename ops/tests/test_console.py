@@ -459,3 +459,47 @@ def test_a_busy_database_answers_503_without_claiming_an_outage(transactional_db
     assert response.status_code == 503
     page = response.content.decode()
     assert "Database busy" in page and "refuses every new trade" not in page
+
+
+def test_grafana_behind_the_proxy_is_framed_from_the_consoles_own_origin(db, viewer, settings):
+    settings.GRAFANA_URL = "/grafana/"
+    response = client_for(viewer).get("/")
+    sources = re.findall(r'<iframe src="([^"]+)"', response.content.decode())
+    assert len(sources) == 12
+    assert all(
+        source.startswith("/grafana/d-solo/investiq-overview/investiq-overview?") for source in sources
+    )
+    assert csp(response)["frame-src"] == "'self'"
+
+
+@pytest.mark.parametrize(
+    "url", ["//evil.example/grafana", "/grafana; script-src *", "/grafana 'unsafe-inline'"]
+)
+def test_a_path_that_is_not_plainly_a_path_is_not_used(db, viewer, settings, url):
+    settings.GRAFANA_URL = url
+    response = client_for(viewer).get("/")
+    assert csp(response)["frame-src"] == "'none'"
+    assert "<iframe" not in response.content.decode()
+
+
+# --- The TLS proxy's check in front of /grafana/ (monitoring/Caddyfile's forward_auth) ----
+
+
+def test_grafana_auth_names_every_ops_role_to_grafana(db, viewer, operator, supervisor):
+    for user in (viewer, operator, supervisor):
+        response = client_for(user).get("/console/grafana-auth")
+        assert response.status_code == 200
+        assert response["X-WEBAUTH-USER"] == f"console-{user.get_username()}"
+        assert "no-cache" in response["Cache-Control"]
+
+
+def test_grafana_auth_refuses_anonymous_and_people_without_a_role(db):
+    response = Client().get("/console/grafana-auth")
+    assert response.status_code == 401 and "X-WEBAUTH-USER" not in response
+    for user in (make_user("no-role"), make_user("not-staff", "ops_viewer", staff=False)):
+        response = client_for(user).get("/console/grafana-auth")
+        assert response.status_code == 403 and "X-WEBAUTH-USER" not in response
+
+
+def test_grafana_auth_takes_only_get(db, viewer):
+    assert client_for(viewer).post("/console/grafana-auth").status_code == 405

@@ -332,7 +332,7 @@ def test_a_halt_fires_circuit_breaker_tripped_and_a_resume_clears_it(stack):
     (delivery, *_) = wait_for("the webhook notification", stack.webhook_requests)
     assert delivery.headers["Authorization"] == f"Bearer {WEBHOOK_TOKEN}"
     body = delivery.get_json()
-    assert body["version"] == "4" and body["receiver"] == "console-pages"
+    assert body["version"] == "4" and body["receiver"] == "console"
     assert [a["labels"]["alertname"] for a in body["alerts"]] == ["CircuitBreakerTripped"]
 
     kill_switch.resume("global", reason="live monitoring test done", actor=actor)

@@ -104,32 +104,39 @@ def test_amtool_accepts_the_alertmanager_config(tmp_path):
 
 
 def test_amtool_rejects_a_broken_alertmanager_config(tmp_path):
-    copy = broken_copy(tmp_path, "alertmanager.yml", "receiver: console-pages", "receiver: nobody")
+    copy = broken_copy(tmp_path, "alertmanager.yml", "receiver: pager", "receiver: nobody")
     result = run(tool("amtool"), "check-config", copy / "alertmanager.yml")
     assert result.returncode == 1
     assert "nobody" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
-    ("labels", "receiver"),
+    ("labels", "receivers"),
     [
-        (["severity=critical", "alertname=CircuitBreakerTripped"], "console-pages"),
-        (["severity=warning", "alertname=HighLatency"], "console"),
+        # The console receives everything; people are paged for critical alerts and told
+        # in chat about warnings.
+        (["severity=critical", "alertname=CircuitBreakerTripped"], "console,pager"),
+        (["severity=warning", "alertname=HighLatency"], "console,chat"),
+        (["severity=info", "alertname=SomethingNew"], "console"),
+        (["severity=none", "alertname=SomethingNew"], "console"),
         (["alertname=SomethingNew"], "console"),  # no severity: still delivered
+        # Drills and the chain's own checks never reach a person, whatever their severity.
+        (["severity=critical", "console_only=true", "alertname=KillSwitchDrillFailed"], "console"),
+        (["severity=warning", "console_only=true", "alertname=KillSwitchDrillOverdue"], "console"),
     ],
 )
-def test_alerts_are_routed_by_severity(labels, receiver):
+def test_alerts_are_routed_by_severity(labels, receivers):
     result = run(
         tool("amtool"),
         "config",
         "routes",
         "test",
         f"--config.file={MONITORING / 'alertmanager.yml'}",
-        f"--verify.receivers={receiver}",
+        f"--verify.receivers={receivers}",
         *labels,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == receiver
+    assert result.stdout.strip() == receivers
 
 
 def test_a_wrong_routing_expectation_fails():
@@ -140,7 +147,7 @@ def test_a_wrong_routing_expectation_fails():
         "test",
         f"--config.file={MONITORING / 'alertmanager.yml'}",
         "--verify.receivers=console",
-        "severity=critical",
+        "severity=critical",  # console,pager
     )
     assert result.returncode == 1
 

@@ -152,6 +152,15 @@ def grafana(urls: Urls) -> Iterator[Result]:
     if not urls.grafana:
         yield Result("Grafana healthy", SKIP, "no Grafana URL (GRAFANA_URL or --grafana-url)")
         return
+    if urls.grafana.startswith("/"):
+        # A path on the console's origin (behind the TLS proxy): no host to ask from here.
+        yield Result(
+            "Grafana healthy",
+            SKIP,
+            f"GRAFANA_URL {urls.grafana} is a path behind the proxy; "
+            "pass --grafana-url with Grafana's own URL",
+        )
+        return
     base = urls.grafana.rstrip("/")
     try:
         body = request_json("GET", f"{base}/api/health", timeout=TIMEOUT).body
