@@ -64,3 +64,19 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alertname or self.fingerprint} {self.status} since {self.starts_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Heartbeat(models.Model):
+    """The monitoring chain's dead man's switch: one row, updated at each delivery of the
+    always-firing Watchdog alert (monitoring/alert_rules.yml). Its age says whether
+    Prometheus and Alertmanager still reach the console; no row means they never did."""
+
+    WATCHDOG = "watchdog"
+
+    name = models.CharField(max_length=50, unique=True, default=WATCHDOG)
+    first_received_at = models.DateTimeField(default=timezone.now)
+    last_received_at = models.DateTimeField(default=timezone.now)
+    deliveries = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: last {self.last_received_at:%Y-%m-%d %H:%M:%S}, {self.deliveries} deliveries"
