@@ -459,3 +459,24 @@ def test_a_busy_database_answers_503_without_claiming_an_outage(transactional_db
     assert response.status_code == 503
     page = response.content.decode()
     assert "Database busy" in page and "refuses every new trade" not in page
+
+
+@pytest.mark.parametrize(
+    ("age", "state", "words"),
+    [
+        (None, "not_connected", "Monitoring: not connected"),
+        (10, "connected", "Monitoring: connected, last heartbeat 10 s ago"),
+        (301, "silent", "MONITORING SILENT"),
+    ],
+)
+def test_the_monitoring_chain_is_shown_above_the_state(db, viewer, age, state, words):
+    from ops.alerts.models import Heartbeat
+
+    if age is not None:
+        Heartbeat.objects.create(last_received_at=timezone.now() - timedelta(seconds=age))
+    for path in ("/", "/console/live"):
+        page = client_for(viewer).get(path).content.decode()
+        assert f'data-chain-state="{state}"' in page and words in page
+        # At the top: before the global state, in the live part that refreshes.
+        assert page.index('data-testid="monitoring-chain"') < page.index('data-testid="global-state"')
+    assert ("MONITORING SILENT" in page) == (state == "silent")
