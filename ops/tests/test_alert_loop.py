@@ -12,6 +12,7 @@ against the live stack.
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -71,15 +72,17 @@ class Loop:
         ]
 
 
-def shortened_rules(copy: Path) -> None:
-    """The copy's alert rules with MLServiceDown after 2 s instead of 5 min."""
-    path = copy / "alert_rules.yml"
-    rules = yaml.safe_load(path.read_text())
+def shortened_rules(copy: Path) -> Path:
+    """The alert rules with MLServiceDown after 2 s instead of 5 min, beside the copy's
+    own: check_monitoring runs the unit tests on the copy, which hold the shipped 5 min."""
+    rules = yaml.safe_load((copy / "alert_rules.yml").read_text())
     for group in rules["groups"]:
         for rule in group["rules"]:
             if rule.get("alert") == "MLServiceDown":
                 rule["for"] = "2s"
+    path = copy / "alert_rules-shortened.yml"
     path.write_text(yaml.safe_dump(rules, sort_keys=False))
+    return path
 
 
 @pytest.fixture
@@ -98,11 +101,14 @@ def loop(transactional_db, postgres, redis_url, settings, tmp_path) -> Iterator[
     )
     # check_monitoring reads this copy (MONITORING_DIR): it needs the dashboard too.
     shutil.copytree(MONITORING / "grafana", copy / "grafana")
-    shortened_rules(copy)
+    shortened = shortened_rules(copy)
     prometheus_yml = prometheus_config(copy, ports)
-    # Prometheus reads the shortened copy, not the project's files.
+    # Prometheus reads the shortened alert rules, not the project's files.
     config = yaml.safe_load(prometheus_yml.read_text())
-    config["rule_files"] = [str(copy / Path(name).name) for name in config["rule_files"]]
+    config["rule_files"] = [
+        str(shortened if Path(name).name == "alert_rules.yml" else copy / Path(name).name)
+        for name in config["rule_files"]
+    ]
     prometheus_yml.write_text(yaml.safe_dump(config))
     alertmanager_yml = alertmanager_config(copy, app)
     am = yaml.safe_load(alertmanager_yml.read_text())
@@ -170,6 +176,9 @@ def loop(transactional_db, postgres, redis_url, settings, tmp_path) -> Iterator[
                 f"--config.file={prometheus_yml}",
                 f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
                 f"--web.listen-address={ports['prometheus']}",
+                # The Watchdog fires at the first evaluation, before Prometheus has
+                # discovered Alertmanager, and is re-sent only after this (1m by default).
+                "--rules.alert.resend-delay=1s",
             ],
             tmp_path / "prometheus.log",
         )
@@ -231,7 +240,7 @@ def test_halt_and_resume_and_a_dead_ml_service_travel_the_whole_loop(loop):
 
     # The chain is complete and alive, so check_monitoring passes (Grafana is SKIPped).
     report = check_monitoring(loop)
-    assert "CommandError" not in report and "WARN" not in report, report
+    assert "CommandError" not in report and not re.search(r"^WARN", report, re.MULTILINE), report
     assert "SKIP  Grafana healthy" in report
     assert "PASS  Watchdog heartbeat reaches the console" in report
     assert "PASS  Alertmanager delivers to the console webhook" in report

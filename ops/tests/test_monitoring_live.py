@@ -180,6 +180,9 @@ def stack(transactional_db, postgres, redis_url, settings, httpserver, tmp_path)
                     f"--config.file={prometheus_config(copy, ports)}",
                     f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
                     f"--web.listen-address={ports['prometheus']}",
+                    # The Watchdog fires at the first evaluation, before Prometheus has
+                    # discovered Alertmanager, and is re-sent only after this (default 1m).
+                    "--rules.alert.resend-delay=1s",
                 ],
                 tmp_path / "prometheus.log",
             )
