@@ -501,6 +501,9 @@ MONITORING_DIR = Path(env.str("MONITORING_DIR", default=str(BASE_DIR / "monitori
 ALERTMANAGER_URL = env.str("ALERTMANAGER_URL", default="http://127.0.0.1:9093")
 GRAFANA_URL = env.str("GRAFANA_URL", default="")
 APP_URL = env.str("APP_URL", default="http://127.0.0.1:8000")
+# The dead man's switch: Alertmanager delivers the always-firing Watchdog alert every
+# 30 s; older than this, the console says MONITORING SILENT and check_monitoring FAILs.
+MONITORING_HEARTBEAT_MAX_AGE_SECONDS = env.int("MONITORING_HEARTBEAT_MAX_AGE_SECONDS", default=300)
 
 # --- Alerts -----------------------------------------------------------------------------
 # Alert-driven kill-switch actions, off unless set: a JSON object of alert name ->

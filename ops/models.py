@@ -6,7 +6,7 @@ names stay importable from here (`from ops.models import Trade`), but code insid
 imports from the capability's module, so which package builds on which stays visible.
 """
 
-from ops.alerts.models import Alert, SilenceEvent
+from ops.alerts.models import Alert, Heartbeat, SilenceEvent
 
 # validate_scopes: migration 0009 refers to it as ops.models.validate_scopes.
 from ops.api.models import DEFAULT_SCOPES, ApiClient, Scope, hash_token, normalize_scopes, validate_scopes
@@ -25,6 +25,7 @@ __all__ = [
     "DependencyCheck",
     "DependencyStatus",
     "FillBooking",
+    "Heartbeat",
     "MetricCounter",
     "Position",
     "ProbeCycle",

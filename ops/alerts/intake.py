@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from ops.alerts import heartbeat
 from ops.alerts.actions import act_on
 from ops.alerts.models import Alert, AlertStatus
 
@@ -117,51 +118,118 @@ def _string_map(value: Any, field: str, errors: dict[str, list[str]]) -> dict[st
     return value
 
 
+# What a notification can change on an occurrence's row.
+MERGED_FIELDS = (
+    "status",
+    "ends_at",
+    "labels",
+    "annotations",
+    "alertname",
+    "severity",
+    "summary",
+    "description",
+    "runbook_url",
+    "generator_url",
+)
+
+
 def store(alerts: list[IncomingAlert]) -> list[Alert]:
-    """Store every alert of one notification, and act on the mapped ones, in one transaction."""
-    now = timezone.now()
-    stored = []
-    with transaction.atomic():
-        for incoming in alerts:
-            row, created = _locked_row(incoming, now)
-            _merge(row, incoming, now, created)
-            act_on(row)
-            stored.append(row)
-    return stored
+    """Store every alert of one notification, and act on the mapped ones, in one transaction.
 
-
-def _locked_row(incoming: IncomingAlert, now: datetime) -> tuple[Alert, bool]:
-    """The occurrence's row, locked; created (as received) when new.
-
-    Two deliveries of a new alert can race to create it: the loser's insert fails on the
-    unique key inside its savepoint, and it then locks the winner's row instead.
+    A notification of any size costs a fixed number of statements: one locking SELECT of
+    the rows it names, one INSERT and one more SELECT for new ones, one UPDATE for changed
+    ones. Alertmanager re-sends every firing alert at each repeat_interval, so a
+    redelivery that changes nothing writes nothing (bench/alert_storm.py). The Watchdog
+    is the chain's heartbeat (ops.alerts.heartbeat), recorded, never stored as an alert.
     """
-    key = {"fingerprint": incoming.fingerprint, "starts_at": incoming.starts_at}
-    row = Alert.objects.select_for_update().filter(**key).first()
-    if row is not None:
-        return row, False
-    try:
-        with transaction.atomic():
-            return Alert.objects.create(**key, status=incoming.status, first_received_at=now), True
-    except IntegrityError:
-        return Alert.objects.select_for_update().get(**key), False
+    now = timezone.now()
+    beats = [a for a in alerts if a.labels.get("alertname") == heartbeat.WATCHDOG_ALERTNAME]
+    alerts = [a for a in alerts if a.labels.get("alertname") != heartbeat.WATCHDOG_ALERTNAME]
+    with transaction.atomic():
+        if any(beat.status == AlertStatus.FIRING for beat in beats):
+            heartbeat.record(now)
+        if not alerts:
+            return []
+        # The same occurrence twice in one notification: the last one wins.
+        incoming = {(alert.fingerprint, alert.starts_at): alert for alert in alerts}
+        rows = _locked_rows(incoming, now)
+        changed = [rows[key] for key, alert in incoming.items() if _merge(rows[key], alert, now)]
+        if changed:
+            Alert.objects.bulk_update(changed, [*MERGED_FIELDS, "last_received_at"])
+        for key in incoming:
+            act_on(rows[key])
+    return [rows[(alert.fingerprint, alert.starts_at)] for alert in alerts]
 
 
-def _merge(row: Alert, incoming: IncomingAlert, now: datetime, created: bool) -> None:
-    row.last_received_at = now
-    if row.status == AlertStatus.RESOLVED and not created:
+def _locked_rows(incoming: dict[tuple[str, datetime], IncomingAlert], now: datetime) -> dict:
+    """Every occurrence's row, locked; the new ones created first, as received.
+
+    Two deliveries of a new alert can race to create it: the loser's insert skips the
+    conflicting row (ignore_conflicts) and then locks the winner's row instead.
+    """
+
+    def locked(keys) -> dict:
+        # Two IN lists on the unique (fingerprint, starts_at) index: a 50-way OR of pairs
+        # costs the planner far more. The few extra pairs it matches (another occurrence
+        # of a fingerprint) are locked too and left alone.
+        wanted = set(keys)
+        found = Alert.objects.select_for_update().filter(
+            fingerprint__in={fingerprint for fingerprint, _ in wanted},
+            starts_at__in={starts_at for _, starts_at in wanted},
+        )
+        return {key: row for row in found if (key := (row.fingerprint, row.starts_at)) in wanted}
+
+    rows = locked(incoming)
+    new = [key for key in incoming if key not in rows]
+    if new:
+        Alert.objects.bulk_create(
+            [_new_row(incoming[key], now) for key in new], ignore_conflicts=True, batch_size=500
+        )
+        rows |= locked(new)
+    return rows
+
+
+def _new_row(incoming: IncomingAlert, now: datetime) -> Alert:
+    row = Alert(
+        fingerprint=incoming.fingerprint,
+        starts_at=incoming.starts_at,
+        first_received_at=now,
+        last_received_at=now,
+    )
+    for field, value in _content(incoming).items():
+        setattr(row, field, value)
+    return row
+
+
+def _content(incoming: IncomingAlert) -> dict[str, Any]:
+    return {
+        "status": incoming.status,
+        "ends_at": incoming.ends_at if incoming.status == AlertStatus.RESOLVED else None,
+        "labels": incoming.labels,
+        "annotations": incoming.annotations,
+        "alertname": incoming.labels.get("alertname", "")[:200],
+        "severity": incoming.labels.get("severity", "")[:50],
+        "summary": incoming.annotations.get("summary", ""),
+        "description": incoming.annotations.get("description", ""),
+        "runbook_url": incoming.annotations.get("runbook_url", "")[:1000],
+        "generator_url": incoming.generator_url,
+    }
+
+
+def _merge(row: Alert, incoming: IncomingAlert, now: datetime) -> bool:
+    """Apply the notification to the row in memory; True when anything changed.
+
+    last_received_at moves only with a change: the chain's liveness is the heartbeat's
+    job, so an identical redelivery needs no write at all.
+    """
+    if row.status == AlertStatus.RESOLVED:
         # Resolved is final for this occurrence: a late (out-of-order) redelivery of
         # the firing notification must not reopen it.
-        row.save(update_fields=["last_received_at"])
-        return
-    row.status = incoming.status
-    row.ends_at = incoming.ends_at if incoming.status == AlertStatus.RESOLVED else None
-    row.labels = incoming.labels
-    row.annotations = incoming.annotations
-    row.alertname = incoming.labels.get("alertname", "")[:200]
-    row.severity = incoming.labels.get("severity", "")[:50]
-    row.summary = incoming.annotations.get("summary", "")
-    row.description = incoming.annotations.get("description", "")
-    row.runbook_url = incoming.annotations.get("runbook_url", "")[:1000]
-    row.generator_url = incoming.generator_url
-    row.save()
+        return False
+    content = _content(incoming)
+    if all(getattr(row, field) == value for field, value in content.items()):
+        return False
+    for field, value in content.items():
+        setattr(row, field, value)
+    row.last_received_at = now
+    return True

@@ -106,3 +106,19 @@ class SilenceEvent(models.Model):
     def __str__(self) -> str:
         when = f"{self.created_at:%Y-%m-%d %H:%M:%S}"
         return f"{when} {self.get_action_display()} {self.alertname} by {self.actor}"
+
+
+class Heartbeat(models.Model):
+    """The monitoring chain's dead man's switch: one row, updated at each delivery of the
+    always-firing Watchdog alert (monitoring/alert_rules.yml). Its age says whether
+    Prometheus and Alertmanager still reach the console; no row means they never did."""
+
+    WATCHDOG = "watchdog"
+
+    name = models.CharField(max_length=50, unique=True, default=WATCHDOG)
+    first_received_at = models.DateTimeField(default=timezone.now)
+    last_received_at = models.DateTimeField(default=timezone.now)
+    deliveries = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: last {self.last_received_at:%Y-%m-%d %H:%M:%S}, {self.deliveries} deliveries"

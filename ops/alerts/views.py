@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 
+from ops.alerts.heartbeat import chain_state
 from ops.alerts.intake import InvalidNotification, parse_notification, store
 from ops.alerts.models import Alert
 from ops.api.decorators import api_view
@@ -62,4 +63,6 @@ def alert_list(request: HttpRequest, client: ApiClient) -> JsonResponse:
     if errors:
         raise ApiError(400, "validation_failed", f"Invalid parameters: {', '.join(sorted(errors))}.", errors)
     alerts = Alert.objects.with_status(status).newest_first()[: int(limit_text)]
-    return JsonResponse({"alerts": [alert_json(alert) for alert in alerts]})
+    return JsonResponse(
+        {"alerts": [alert_json(alert) for alert in alerts], "monitoring": chain_state().as_json()}
+    )

@@ -271,6 +271,16 @@ def _schemas() -> dict[str, Any]:
                 "last_received_at": DATE_TIME,
             },
         },
+        "MonitoringChain": {
+            "type": "object",
+            "required": ["state", "last_heartbeat_at", "heartbeat_age_seconds", "heartbeat_max_age_seconds"],
+            "properties": {
+                "state": {"enum": ["connected", "silent", "not_connected"]},
+                "last_heartbeat_at": {"oneOf": [DATE_TIME, {"type": "null"}]},
+                "heartbeat_age_seconds": {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "null"}]},
+                "heartbeat_max_age_seconds": {"type": "integer", "minimum": 1},
+            },
+        },
     }
 
 
@@ -488,11 +498,17 @@ def _paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _ok(
-                        "Alerts.",
+                        "Alerts, and the monitoring chain's state: whether the Watchdog heartbeat "
+                        "still arrives (`silent` when older than MONITORING_HEARTBEAT_MAX_AGE_SECONDS, "
+                        "`not_connected` when none ever did), so an empty list is not mistaken for "
+                        "a quiet day.",
                         {
                             "type": "object",
-                            "required": ["alerts"],
-                            "properties": {"alerts": {"type": "array", "items": _ref("Alert")}},
+                            "required": ["alerts", "monitoring"],
+                            "properties": {
+                                "alerts": {"type": "array", "items": _ref("Alert")},
+                                "monitoring": _ref("MonitoringChain"),
+                            },
                         },
                     ),
                     **_common(body=False),

@@ -13,6 +13,7 @@ from django.contrib.auth.models import Permission
 from django.db.models import Q
 from django.utils import timezone
 
+from ops.alerts.heartbeat import ChainState, chain_state
 from ops.alerts.models import Alert
 from ops.alerts.silences import SILENCE
 from ops.health.models import DependencyStatus, Health
@@ -118,6 +119,8 @@ class Overview:
     other_states: list[TradingState]
     dependencies: list[DependencyTile]
     alerts: list[Alert]
+    # The alert list is only as current as the chain that fills it: its heartbeat.
+    monitoring: ChainState
     events: list[TradingEvent]
     requests: list[ResumeRequest]
     trades_24h: BoundedCount
@@ -143,6 +146,7 @@ def overview(now: datetime | None = None) -> Overview:
         other_states=[s for s in states if s.scope != GLOBAL_SCOPE],
         dependencies=[_tile(row, now) for row in DependencyStatus.objects.all()],
         alerts=list(Alert.objects.firing().newest_first()[:ALERTS_SHOWN]),
+        monitoring=chain_state(now),
         events=list(TradingEvent.objects.recent(EVENTS_SHOWN)),
         requests=list(
             ResumeRequest.objects.pending()

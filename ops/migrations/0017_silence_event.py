@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ops', '0014_guards_declared_on_the_models'),
+        ('ops', '0015_monitoring_heartbeat'),
     ]
 
     operations = [

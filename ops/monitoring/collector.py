@@ -89,6 +89,9 @@ class DatabaseCollector(Collector):
         failed = _family("investiq_broker_cancellations_failed_recent")
         failed.add_metric([], float(broker.recently_failed_count()))
         yield failed
+        unresolved = _family("investiq_broker_cancellations_failed_unresolved")
+        unresolved.add_metric([], float(broker.unresolved_failed_count()))
+        yield unresolved
 
         now = timezone.now()
         health = _family("investiq_dependency_health")

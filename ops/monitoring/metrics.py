@@ -84,6 +84,12 @@ COLLECTED = {
         "working at the broker and must be cancelled there by hand.",
         [],
     ),
+    "investiq_broker_cancellations_failed_unresolved": (
+        "gauge",
+        "Cancel-all-orders requests that ended FAILED after the last one that succeeded: stays "
+        "until someone acts (a new cancel-all that succeeds), however long ago it failed.",
+        [],
+    ),
     "investiq_dependency_health": (
         "gauge",
         "1 healthy, 0 unhealthy; absent when not configured or when the last check is stale.",

@@ -2,14 +2,17 @@
 
 gunicorn serves the app on the test's Postgres; a Celery worker and beat on Redis run
 the dependency probes; a real Prometheus scrapes the app with the project's
-prometheus.yml (targets on loopback, 1 s intervals) and its rules (DependencyDown's
-`for` shortened); a real Alertmanager delivers, with the project's alertmanager.yml, to
-the app's own webhook with an `alerts`-scoped token. The ML service is a local HTTP
-server that the test stops. Then `check_monitoring` runs against the live stack.
+prometheus.yml (targets on loopback, 1 s intervals) and its rules (MLServiceDown's
+`for` shortened; the shipped 5 m is held by its promtool unit test); a real
+Alertmanager delivers, with the project's alertmanager.yml, to the app's own webhook
+with an `alerts`-scoped token. The ML service is a local HTTP server answering /health
+(only the app's probe talks to it), which the test stops. Then `check_monitoring` runs
+against the live stack.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -22,6 +25,7 @@ import yaml
 from django.core.management import CommandError, call_command
 from pytest_httpserver import HTTPServer
 
+from ops.alerts.models import Heartbeat
 from ops.health.models import DependencyStatus, Health
 from ops.models import ApiClient
 from ops.monitoring.chain.runtime import WEBHOOK_FAILURES
@@ -29,7 +33,6 @@ from ops.tests.conftest import celery_worker, database_url, start_process, stop_
 from ops.tests.monitoring_files import MONITORING, runnable_copy, tool
 from ops.tests.processes import free_port
 from ops.tests.test_monitoring_live import (
-    ML_METRICS,
     alertmanager_config,
     prometheus_config,
     started,
@@ -69,15 +72,17 @@ class Loop:
         ]
 
 
-def shortened_rules(copy: Path) -> None:
-    """The copy's alert rules with DependencyDown after 2 s instead of 1 min."""
-    path = copy / "alert_rules.yml"
-    rules = yaml.safe_load(path.read_text())
+def shortened_rules(copy: Path) -> Path:
+    """The alert rules with MLServiceDown after 2 s instead of 5 min, beside the copy's
+    own: check_monitoring runs the unit tests on the copy, which hold the shipped 5 min."""
+    rules = yaml.safe_load((copy / "alert_rules.yml").read_text())
     for group in rules["groups"]:
         for rule in group["rules"]:
-            if rule.get("alert") == "DependencyDown":
+            if rule.get("alert") == "MLServiceDown":
                 rule["for"] = "2s"
+    path = copy / "alert_rules-shortened.yml"
     path.write_text(yaml.safe_dump(rules, sort_keys=False))
+    return path
 
 
 @pytest.fixture
@@ -85,24 +90,25 @@ def loop(transactional_db, postgres, redis_url, settings, tmp_path) -> Iterator[
     prometheus_bin, alertmanager_bin = tool("prometheus"), tool("prometheus-alertmanager")
     ml_service = HTTPServer(host="127.0.0.1", port=free_port())
     ml_service.expect_request("/health").respond_with_json({"status": "ok"})
-    ml_service.expect_request("/metrics").respond_with_data(ML_METRICS, content_type="text/plain")
     ml_service.start()
 
     _, webhook_token = ApiClient.issue("alertmanager", "alerts")
     _, reader_token = ApiClient.issue("console-reader", "status")
     ports = {name: f"127.0.0.1:{free_port()}" for name in ("investiq-api", "prometheus", "alertmanager")}
-    ports["ml-service"] = f"127.0.0.1:{ml_service.port}"
     app = f"http://{ports['investiq-api']}"
     copy = runnable_copy(
         tmp_path, {"metrics_token": METRICS_TOKEN, "alertmanager_webhook_token": webhook_token}
     )
     # check_monitoring reads this copy (MONITORING_DIR): it needs the dashboard too.
     shutil.copytree(MONITORING / "grafana", copy / "grafana")
-    shortened_rules(copy)
+    shortened = shortened_rules(copy)
     prometheus_yml = prometheus_config(copy, ports)
-    # Prometheus reads the shortened copy, not the project's files.
+    # Prometheus reads the shortened alert rules, not the project's files.
     config = yaml.safe_load(prometheus_yml.read_text())
-    config["rule_files"] = [str(copy / Path(name).name) for name in config["rule_files"]]
+    config["rule_files"] = [
+        str(shortened if Path(name).name == "alert_rules.yml" else copy / Path(name).name)
+        for name in config["rule_files"]
+    ]
     prometheus_yml.write_text(yaml.safe_dump(config))
     alertmanager_yml = alertmanager_config(copy, app)
     am = yaml.safe_load(alertmanager_yml.read_text())
@@ -119,7 +125,7 @@ def loop(transactional_db, postgres, redis_url, settings, tmp_path) -> Iterator[
         "SECRET_KEY": "alert-loop-test",
         "ALLOWED_HOSTS": "127.0.0.1",
         "METRICS_TOKEN": METRICS_TOKEN,
-        "ML_SERVICE_URL": f"http://{ports['ml-service']}",
+        "ML_SERVICE_URL": f"http://127.0.0.1:{ml_service.port}",
         "PROBE_INTERVAL_SECONDS": str(PROBE_INTERVAL),
         "PROBE_CONNECT_TIMEOUT": "0.5",
         "PROBE_READ_TIMEOUT": "1",
@@ -170,6 +176,9 @@ def loop(transactional_db, postgres, redis_url, settings, tmp_path) -> Iterator[
                 f"--config.file={prometheus_yml}",
                 f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
                 f"--web.listen-address={ports['prometheus']}",
+                # The Watchdog fires at the first evaluation, before Prometheus has
+                # discovered Alertmanager, and is re-sent only after this (1m by default).
+                "--rules.alert.resend-delay=1s",
             ],
             tmp_path / "prometheus.log",
         )
@@ -224,11 +233,19 @@ def check_monitoring(loop: Loop, **overrides: str) -> str:
 def test_halt_and_resume_and_a_dead_ml_service_travel_the_whole_loop(loop):
     actor = kill_switch.Actor.system("loop-test", kill_switch.HALT, kill_switch.RESUME)
     wait_for("every target up", lambda: _all_targets_up(loop))
+    # What check_monitoring reads, and a fresh Prometheus lacks at first: two samples of
+    # Alertmanager's failure counter (increase() needs them), and the Watchdog's heartbeat.
+    wait_for("two samples of the webhook failure counter", lambda: _answers(loop, WEBHOOK_FAILURES))
+    wait_for("the Watchdog's heartbeat", lambda: Heartbeat.objects.exists())
 
     # The chain is complete and alive, so check_monitoring passes (Grafana is SKIPped).
     report = check_monitoring(loop)
-    assert "CommandError" not in report, report
+    assert "CommandError" not in report and not re.search(r"^WARN", report, re.MULTILINE), report
     assert "SKIP  Grafana healthy" in report
+    assert "PASS  Watchdog heartbeat reaches the console" in report
+    assert "PASS  Alertmanager delivers to the console webhook" in report
+    # The Watchdog is a heartbeat, never an alert in the store.
+    assert loop.alert("Watchdog", "all") == []
 
     # A halt: rule -> Alertmanager -> the app's webhook -> the alert store.
     kill_switch.halt("global", reason="alert loop test", actor=actor)
@@ -252,11 +269,15 @@ def test_halt_and_resume_and_a_dead_ml_service_travel_the_whole_loop(loop):
         lambda: DependencyStatus.objects.filter(name="ml_service", status=Health.DOWN).exists(),
         timeout=4 * PROBE_INTERVAL,
     )
-    wait_for(
-        "DependencyDown{name=ml_service}",
-        lambda: loop.alert("DependencyDown", "firing", name="ml_service"),
-        30,
-    )
+    (down,) = wait_for("MLServiceDown", lambda: loop.alert("MLServiceDown", "firing"), 30)
+    assert down["severity"] == "warning" and down["labels"]["name"] == "ml_service"
+    # Raised once: DependencyDown leaves the ML service to MLServiceDown.
+    assert loop.alert("DependencyDown", "all", name="ml_service") == []
+
+
+def _answers(loop: Loop, expr: str) -> list:
+    body = requests.get(f"{loop.prometheus}/api/v1/query", params={"query": expr}, timeout=5).json()
+    return body["data"]["result"]
 
 
 def _query(loop: Loop, expr: str) -> float:
@@ -268,7 +289,7 @@ def _query(loop: Loop, expr: str) -> float:
 def _all_targets_up(loop: Loop) -> bool:
     body = requests.get(f"{loop.prometheus}/api/v1/targets", params={"state": "active"}, timeout=5).json()
     targets = body["data"]["activeTargets"]
-    return len(targets) == 4 and all(target["health"] == "up" for target in targets)
+    return len(targets) == 3 and all(target["health"] == "up" for target in targets)
 
 
 def test_check_monitoring_fails_clearly_on_a_wrong_token_a_broken_rule_and_a_stopped_prometheus(

@@ -5,11 +5,14 @@ from __future__ import annotations
 import copy
 import json
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from ops.alerts.models import Alert
+from ops.alerts.models import Alert, Heartbeat
 from ops.api.models import ApiClient
 from ops.tests.conftest import ApiTestClient
 from ops.trading import service
@@ -349,3 +352,78 @@ def test_a_mapping_that_is_not_a_string_still_stores_the_alert(alertmanager, set
 def test_an_absurdly_long_limit_is_a_400_not_a_500(reader):
     response = reader.get_json(ALERTS + "?limit=" + "9" * 5000)
     assert response.status_code == 400 and response.json()["fields"]["limit"]
+
+
+# --- The Watchdog heartbeat and alert storms ---------------------------------------------
+
+
+def watchdog(**overrides) -> dict:
+    alert = am_alert("Watchdog", fingerprint="00000000000000aa", **overrides)
+    alert["labels"]["severity"] = "none"
+    return alert
+
+
+def test_a_watchdog_delivery_is_a_heartbeat_not_an_alert(alertmanager, reader):
+    assert reader.get_json(ALERTS).json()["monitoring"] == {
+        "state": "not_connected",
+        "last_heartbeat_at": None,
+        "heartbeat_age_seconds": None,
+        "heartbeat_max_age_seconds": 300,
+    }
+    assert deliver(alertmanager, watchdog()).json() == {"stored": 0}
+    assert deliver(alertmanager, watchdog(), am_alert()).json() == {"stored": 1}
+    assert list(Alert.objects.values_list("alertname", flat=True)) == ["CircuitBreakerTripped"]
+    assert Heartbeat.objects.get().deliveries == 2
+    body = reader.get_json(ALERTS).json()
+    assert [a["alertname"] for a in body["alerts"]] == ["CircuitBreakerTripped"]
+    assert body["monitoring"]["state"] == "connected" and body["monitoring"]["heartbeat_age_seconds"] == 0
+
+
+def test_a_resolved_watchdog_is_no_heartbeat(alertmanager):
+    # Alertmanager resolves the Watchdog when Prometheus stops sending it: the opposite.
+    deliver(alertmanager, watchdog(status="resolved"))
+    assert not Heartbeat.objects.exists() and not Alert.objects.exists()
+
+
+def test_an_old_heartbeat_is_silent(alertmanager, reader, settings):
+    settings.MONITORING_HEARTBEAT_MAX_AGE_SECONDS = 60
+    deliver(alertmanager, watchdog())
+    Heartbeat.objects.update(last_received_at=timezone.now() - timedelta(seconds=61))
+    monitoring = reader.get_json(ALERTS).json()["monitoring"]
+    assert monitoring["state"] == "silent" and monitoring["heartbeat_age_seconds"] >= 61
+    assert monitoring["heartbeat_max_age_seconds"] == 60
+    deliver(alertmanager, watchdog())  # the chain is back
+    assert reader.get_json(ALERTS).json()["monitoring"]["state"] == "connected"
+
+
+def storm(count: int, offset: int = 0) -> list[dict]:
+    return [am_alert(f"Storm{n}", fingerprint=f"{offset + n:016x}") for n in range(count)]
+
+
+def test_a_notification_costs_the_same_statements_whatever_its_size(alertmanager):
+    writes = ("INSERT", "UPDATE", "DELETE")
+    counts = {}
+    deliver(alertmanager, watchdog())  # the token's first use and the heartbeat row, once
+    for size in (1, 50):
+        alerts = storm(size, offset=size * 1000)
+        with CaptureQueriesContext(connection) as first:
+            assert deliver(alertmanager, *alerts).json() == {"stored": size}
+        with CaptureQueriesContext(connection) as again:
+            assert deliver(alertmanager, *alerts).json() == {"stored": size}
+        counts[size] = len(first.captured_queries)
+        # The redelivery of an unchanged alert writes nothing.
+        assert [q["sql"] for q in again.captured_queries if q["sql"].lstrip().startswith(writes)] == []
+    assert counts[1] == counts[50], counts
+    assert Alert.objects.count() == 51
+
+
+def test_a_changed_alert_in_a_redelivery_is_written(alertmanager):
+    alerts = storm(3)
+    deliver(alertmanager, *alerts)
+    alerts[1]["annotations"]["summary"] = "worse now"
+    alerts[2] = {**alerts[2], "status": "resolved", "endsAt": "2026-11-27T14:35:00Z"}
+    deliver(alertmanager, *alerts)
+    rows = {row.alertname: row for row in Alert.objects.all()}
+    assert rows["Storm1"].summary == "worse now" and rows["Storm2"].status == "resolved"
+    assert rows["Storm0"].last_received_at == rows["Storm0"].first_received_at
+    assert rows["Storm1"].last_received_at > rows["Storm1"].first_received_at

@@ -144,3 +144,78 @@ def test_a_grafana_url_that_is_a_path_behind_the_proxy_is_skipped_with_how_to_ch
     (result,) = grafana(Urls(prometheus="", alertmanager="", grafana="/grafana", app=""))
     assert result.status == SKIP
     assert "--grafana-url" in result.detail and "/grafana" in result.detail
+
+
+# --- Runtime checks that need no live stack ------------------------------------------------
+
+
+def heartbeat_results() -> list:
+    from ops.monitoring.chain.runtime import Urls, heartbeat
+
+    return list(heartbeat(Urls("", "", "", "")))
+
+
+def test_the_heartbeat_check_warns_when_never_received_and_fails_when_silent(db, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ops.alerts.models import Heartbeat
+
+    ((_, status, detail),) = [(r.check, r.status, r.detail) for r in heartbeat_results()]
+    assert status == "WARN" and "no Watchdog heartbeat has ever been received" in detail
+    row = Heartbeat.objects.create()
+    assert heartbeat_results()[0].status == "PASS"
+    settings.MONITORING_HEARTBEAT_MAX_AGE_SECONDS = 60
+    row.last_received_at = timezone.now() - timedelta(seconds=120)
+    row.save()
+    (result,) = heartbeat_results()
+    assert result.status == "FAIL" and result.check == "Watchdog heartbeat reaches the console"
+    assert "MONITORING SILENT" in result.detail and "Watchdog heartbeat" in result.detail
+
+
+def prometheus_answering(httpserver, answers: dict[str, list], jobs: list[str]) -> str:
+    """A local server answering Prometheus's query API with fixed results per expression
+    (the real Prometheus case, two samples or not, runs in test_alert_loop.py)."""
+    from werkzeug import Response
+
+    def query(request):
+        result = answers.get(request.args["query"], [])
+        return Response(json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}))
+
+    httpserver.expect_request("/api/v1/query").respond_with_handler(query)
+    targets = [{"labels": {"job": job}, "health": "unknown"} for job in jobs]
+    httpserver.expect_request("/api/v1/targets").respond_with_json(
+        {"status": "success", "data": {"activeTargets": targets}}
+    )
+    return httpserver.url_for("/").rstrip("/")
+
+
+@pytest.mark.parametrize(
+    ("answers", "jobs", "status", "words"),
+    [
+        # Scraped once: increase() has one sample, so no answer yet. Not a FAIL.
+        ({"samples": [{"value": [0, "1"]}], "up": [{"value": [0, "1"]}]}, ["alertmanager"], "WARN", "sample"),
+        # Configured, not scraped yet (Prometheus just started).
+        ({}, ["alertmanager"], "WARN", "not scraped yet"),
+        # Not in prometheus.yml at all.
+        ({}, ["investiq-api"], "FAIL", "does not scrape Alertmanager"),
+        ({"up": [{"value": [0, "0"]}]}, ["alertmanager"], "FAIL", "target is down"),
+        ({"failures": [{"value": [0, "3"]}]}, ["alertmanager"], "FAIL", "3 failed webhook deliveries"),
+        ({"failures": [{"value": [0, "0"]}]}, ["alertmanager"], "PASS", "no failed deliveries"),
+    ],
+)
+def test_the_webhook_check_tells_not_scraped_from_not_enough_samples(
+    httpserver, answers, jobs, status, words
+):
+    from ops.monitoring.chain.runtime import (
+        ALERTMANAGER_UP,
+        WEBHOOK_FAILURES,
+        WEBHOOK_SAMPLES,
+        _webhook_deliveries,
+    )
+
+    names = {"failures": WEBHOOK_FAILURES, "samples": WEBHOOK_SAMPLES, "up": ALERTMANAGER_UP}
+    base = prometheus_answering(httpserver, {names[k]: v for k, v in answers.items()}, jobs)
+    (result,) = list(_webhook_deliveries(base))
+    assert (result.status, words in result.detail) == (status, True), result

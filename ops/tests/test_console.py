@@ -503,3 +503,24 @@ def test_grafana_auth_refuses_anonymous_and_people_without_a_role(db):
 
 def test_grafana_auth_takes_only_get(db, viewer):
     assert client_for(viewer).post("/console/grafana-auth").status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("age", "state", "words"),
+    [
+        (None, "not_connected", "Monitoring: not connected"),
+        (10, "connected", "Monitoring: connected, last heartbeat 10 s ago"),
+        (301, "silent", "MONITORING SILENT"),
+    ],
+)
+def test_the_monitoring_chain_is_shown_above_the_state(db, viewer, age, state, words):
+    from ops.alerts.models import Heartbeat
+
+    if age is not None:
+        Heartbeat.objects.create(last_received_at=timezone.now() - timedelta(seconds=age))
+    for path in ("/", "/console/live"):
+        page = client_for(viewer).get(path).content.decode()
+        assert f'data-chain-state="{state}"' in page and words in page
+        # At the top: before the global state, in the live part that refreshes.
+        assert page.index('data-testid="monitoring-chain"') < page.index('data-testid="global-state"')
+    assert ("MONITORING SILENT" in page) == (state == "silent")

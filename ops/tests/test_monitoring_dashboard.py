@@ -14,6 +14,7 @@ import yaml
 from ops.tests.monitoring_files import (
     DASHBOARD,
     ROOT,
+    alert_rules,
     dashboard,
     load,
     panel_queries,
@@ -176,3 +177,19 @@ def test_the_dashboard_file_is_formatted_for_stable_diffs():
     # Stable diffs: 2-space JSON, as written by `json.dumps(..., indent=2)` plus a newline.
     text = DASHBOARD.read_text()
     assert text == json.dumps(json.loads(text), indent=2) + "\n"
+
+
+def test_the_dashboards_red_lines_are_the_alert_thresholds():
+    """The two panels that draw a threshold repeat it from alert_rules.yml (the dashboard
+    reads the raw series, not the recording rules): a changed rule must move the line."""
+    rules = {rule["alert"]: rule["expr"] for rule in alert_rules()}
+    red = {
+        panel["title"]: panel["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]
+        for panel in dashboard()["panels"]
+        if panel["id"] in (2, 3)
+    }
+    assert all(step["color"] == "red" for step in red.values())
+    error_rate = float(re.search(r"> ([\d.]+)$", rules["HighErrorRate"]).group(1))
+    latency = float(re.search(r"> ([\d.]+)$", rules["HighLatency"]).group(1))
+    assert sorted(step["value"] for step in red.values()) == sorted([error_rate, latency])
+    assert red["Error Rate"]["value"] == error_rate

@@ -402,3 +402,24 @@ def test_a_real_worker_retries_a_5xx_and_the_command_reports_the_outcome(
     assert seen == [State.HALTED, State.HALTED]
     assert "cancel all open orders at the broker: succeeded, 2 order(s) cancelled" in out
     assert value(scrape(), "investiq_broker_cancellations_pending") == 0
+
+
+def test_a_failed_cancel_stays_on_metrics_until_a_later_cancel_succeeds(alpaca, operator_actor, queued):
+    from datetime import timedelta
+
+    event = halt_with_cancel(operator_actor).event
+    alpaca.expect_request("/v2/orders", method="DELETE").respond_with_json(
+        {"message": "forbidden"}, status=403
+    )
+    run_once(event)
+    assert value(scrape(), "investiq_broker_cancellations_failed_unresolved") == 1
+    # A day later nobody has acted: still there (the 24 h count has let it go).
+    type(event).objects.filter(pk=event.pk).update(broker_attempted_at=timezone.now() - timedelta(days=2))
+    assert value(scrape(), "investiq_broker_cancellations_failed_recent") == 0
+    assert value(scrape(), "investiq_broker_cancellations_failed_unresolved") == 1
+    # Someone acts: cancel-all again, and this time Alpaca confirms.
+    alpaca.clear()
+    alpaca.expect_request("/v2/orders", method="DELETE").respond_with_json([], status=207)
+    row = service.halt("global", reason="cancel again", actor=operator_actor, cancel_orders=True)
+    run_once(row.cancellation)
+    assert value(scrape(), "investiq_broker_cancellations_failed_unresolved") == 0

@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from ops import alpaca
@@ -177,6 +177,24 @@ def recently_failed_count(now=None) -> int:
     return sum(
         model.objects.filter(broker_outcome=BrokerOutcome.FAILED, broker_attempted_at__gte=since).count()
         for model in KINDS.values()
+    )
+
+
+def unresolved_failed_count() -> int:
+    """Cancel-all requests that ended FAILED after the last one that SUCCEEDED, however
+    old: orders may be working at the broker until someone acts. Acting ends it: a new
+    cancel-all (a halt with "cancel open orders") that succeeds, which after a cancel by
+    hand in Alpaca's own dashboard simply finds nothing left to cancel."""
+    succeeded = [
+        model.objects.filter(broker_outcome=BrokerOutcome.SUCCEEDED).aggregate(
+            last=Max("broker_attempted_at")
+        )["last"]
+        for model in KINDS.values()
+    ]
+    last_success = max((when for when in succeeded if when is not None), default=None)
+    after = {"broker_attempted_at__gt": last_success} if last_success else {}
+    return sum(
+        model.objects.filter(broker_outcome=BrokerOutcome.FAILED, **after).count() for model in KINDS.values()
     )
 
 

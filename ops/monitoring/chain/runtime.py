@@ -12,9 +12,10 @@ from django.db import DatabaseError
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from ops.alerts.heartbeat import NOT_CONNECTED, chain_state
 from ops.health.models import DependencyStatus
 from ops.http import OutboundError, Timeout, request_json, request_text
-from ops.monitoring.chain import FAIL, PASS, SKIP, Result
+from ops.monitoring.chain import FAIL, PASS, SKIP, WARN, Result
 from ops.monitoring.chain.files import BrokenFile, load, rule_files
 from ops.monitoring.metrics import COLLECTED, PER_PROCESS
 
@@ -112,19 +113,30 @@ def _alertmanager_connected(base: str) -> Iterator[Result]:
 WEBHOOK_FAILURES = 'sum(increase(alertmanager_notifications_failed_total{integration="webhook"}[10m]))'
 
 
+WEBHOOK_SAMPLES = 'count_over_time(alertmanager_notifications_failed_total{integration="webhook"}[10m])'
+ALERTMANAGER_UP = 'up{job="alertmanager"}'
+
+
+def _query(base: str, expr: str) -> list:
+    return _get_json(f"{base}/api/v1/query?query={quote(expr)}")["data"]["result"]
+
+
 def _webhook_deliveries(base: str) -> Iterator[Result]:
     """Ready is not enough: a wrong webhook token fails every notification (401) while
-    both ends say they are fine."""
+    both ends say they are fine.
+
+    increase() needs two samples, so on a freshly started Prometheus the answer is empty
+    although the job is scraped: that is a WARN (run it again), never a FAIL. FAIL only
+    when Prometheus does not scrape Alertmanager at all, or when deliveries failed.
+    """
     check = "Alertmanager delivers to the console webhook"
     try:
-        result = _get_json(f"{base}/api/v1/query?query={quote(WEBHOOK_FAILURES)}")["data"]["result"]
+        result = _query(base, WEBHOOK_FAILURES)
+        if not result:
+            yield _why_no_webhook_failures(base, check)
+            return
     except (OutboundError, KeyError, TypeError) as exc:
         yield Result(check, FAIL, str(exc))
-        return
-    if not result:
-        yield Result(
-            check, FAIL, "no alertmanager_notifications_failed_total: is the alertmanager job scraped?"
-        )
         return
     failed = float(result[0]["value"][1])
     if failed > 0:
@@ -136,6 +148,59 @@ def _webhook_deliveries(base: str) -> Iterator[Result]:
         )
     else:
         yield Result(check, PASS, "no failed deliveries in the last 10 min")
+
+
+def _why_no_webhook_failures(base: str, check: str) -> Result:
+    samples = _query(base, WEBHOOK_SAMPLES)
+    if samples:
+        count = int(float(samples[0]["value"][1]))
+        return Result(
+            check,
+            WARN,
+            f"only {count} sample(s) of alertmanager_notifications_failed_total so far (two are "
+            "needed): Prometheus started recently; run again after two scrape intervals",
+        )
+    up = _query(base, ALERTMANAGER_UP)
+    if not up:
+        active = _get_json(f"{base}/api/v1/targets?state=active")["data"]["activeTargets"]
+        if any(target.get("labels", {}).get("job") == "alertmanager" for target in active):
+            return Result(check, WARN, "the alertmanager job is not scraped yet: run again in a few seconds")
+        return Result(check, FAIL, "Prometheus does not scrape Alertmanager (no alertmanager job)")
+    if all(float(item["value"][1]) == 0 for item in up):
+        return Result(check, FAIL, "the alertmanager target is down, so its delivery failures are unknown")
+    return Result(
+        check,
+        FAIL,
+        "Alertmanager is scraped but exports no webhook counter: "
+        "is the console's webhook receiver configured?",
+    )
+
+
+def heartbeat(urls: Urls) -> Iterator[Result]:
+    """The Watchdog's deliveries, as the app recorded them: the chain's end-to-end proof."""
+    check = "Watchdog heartbeat reaches the console"
+    try:
+        state = chain_state()
+    except DatabaseError as exc:
+        yield Result(check, FAIL, f"cannot read the heartbeat: {exc}".splitlines()[0])
+        return
+    if state.state == NOT_CONNECTED:
+        yield Result(
+            check,
+            WARN,
+            "no Watchdog heartbeat has ever been received: Alertmanager has not delivered yet "
+            "(a fresh stack needs ~30 s) or does not reach the app's webhook",
+        )
+    elif state.silent:
+        yield Result(
+            check,
+            FAIL,
+            f"MONITORING SILENT: the last Watchdog heartbeat is {state.age_seconds} s old "
+            f"(MONITORING_HEARTBEAT_MAX_AGE_SECONDS={state.max_age_seconds}): Prometheus or "
+            "Alertmanager has stopped, or cannot reach the console's webhook",
+        )
+    else:
+        yield Result(check, PASS, f"last Watchdog heartbeat {state.age_seconds} s ago")
 
 
 def alertmanager(urls: Urls) -> Iterator[Result]:
@@ -234,4 +299,5 @@ def runtime_checks(urls: Urls) -> tuple:
         ("grafana", lambda: grafana(urls)),
         ("app", lambda: app_metrics(urls)),
         ("dependencies", lambda: dependency_statuses(urls)),
+        ("heartbeat", lambda: heartbeat(urls)),
     )
