@@ -190,12 +190,13 @@ def _error_summary(*forms) -> list[tuple[str, str]]:
             continue
         for name, errors in form.errors.items():
             if name == "__all__":
-                anchor = f"{form.prefix}-controls"
+                anchor, label = f"{form.prefix}-controls", ""
             else:
                 field = form[name]
-                widget_id = field.auto_id + ("_0" if name == "scope" else "")
-                anchor = widget_id
-            found.extend((anchor, str(error)) for error in errors)
+                # The scope is two widgets; the link goes to the first (the kind).
+                anchor = field.auto_id + ("_0" if name == "scope" else "")
+                label = f"{field.label}: " if name in ("reason", "scope") else ""
+            found.extend((anchor, f"{label}{error}") for error in errors)
     return found
 
 

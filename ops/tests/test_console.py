@@ -260,7 +260,7 @@ def test_a_refused_submit_leads_with_an_error_summary_linking_each_field(db, ope
     page = response.content.decode()
     summary = page.index('id="error-summary"')
     assert summary < page.index('data-testid="global-state"')
-    assert '<a href="#id_halt-reason">This field is required.</a>' in page
+    assert '<a href="#id_halt-reason">Reason: This field is required.</a>' in page
     assert '<a href="#id_halt-confirm">' in page
 
 
