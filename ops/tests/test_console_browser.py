@@ -359,10 +359,11 @@ def test_a_global_scope_with_a_name_is_refused_and_nothing_changes(browser: Brow
         # asked anyway, as a page without the script or a stale form would.
         page.get_by_label("Scope kind").first.select_option("global")
         expect(page.locator("#halt-controls [data-effect]")).to_have_text("Set global to REDUCING")
-        name.evaluate("input => { input.disabled = false; }")
         page.get_by_label("Reason").first.fill("TSLA halted at the exchange")
         page.get_by_label("Type HALT to confirm a change to global").fill("HALT")
-        page.locator("#halt-controls [data-effect]").click()
+        expect(name).to_be_disabled()
+        # Enabled and submitted in one step: any change event would disable it again.
+        name.evaluate("input => { input.disabled = false; input.form.requestSubmit(); }")
         expect(page.get_by_test_id("error-summary")).to_contain_text(
             "Global covers everything and takes no name"
         )
