@@ -540,3 +540,34 @@ def test_a_busy_database_answers_503_without_claiming_an_outage(transactional_db
     assert response.status_code == 503
     page = response.content.decode()
     assert "Database busy" in page and "refuses every new trade" not in page
+
+
+def test_tiles_put_down_first_with_down_since_seconds_and_not_configured_apart(db, viewer):
+    now = timezone.now()
+    for name, status, latency, detail, checked_at in (
+        ("alpaca", "up", 5004.0, "account reachable", now),
+        ("database", "up", 1.2, "sqlite answers", now - timedelta(hours=1)),
+        ("ml_service", "not_configured", 0.0, "ML_SERVICE_URL is not set", now),
+        ("polygon", "down", 5003.0, "read timeout", now),
+    ):
+        DependencyStatus.objects.create(
+            name=name,
+            status=status,
+            latency_ms=latency,
+            detail=detail,
+            checked_at=checked_at,
+            status_since=now - timedelta(minutes=3),
+        )
+    page = client_for(viewer).get("/").content.decode()
+    order = [
+        page.index(f'data-testid="dep-{name}"') for name in ("polygon", "database", "ml_service", "alpaca")
+    ]
+    assert order == sorted(order)  # DOWN, UNKNOWN, NOT CONFIGURED, UP
+    polygon = page[order[0] : order[1]]
+    assert "down since" in polygon and "5.0 s" in polygon and "Last error: read timeout" in polygon
+    database = page[order[1] : order[2]]
+    # A healthy result too old to trust is UNKNOWN, and never called an error.
+    assert "Last error" not in database and "Last check (up): sqlite answers" in database
+    not_configured = page[order[2] : order[3]]
+    assert "○" in not_configured and " ms" not in not_configured and "?" not in not_configured
+    assert "5.0 s" in page[order[3] :]
