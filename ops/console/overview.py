@@ -100,7 +100,7 @@ class DependencyTile:
 
     @property
     def age(self) -> str:
-        return _duration(self.age_seconds)
+        return duration(self.age_seconds)
 
     @property
     def latency(self) -> str:
@@ -121,7 +121,7 @@ class DependencyTile:
         return ""
 
 
-def _duration(seconds: int) -> str:
+def duration(seconds: int) -> str:
     if seconds < 120:
         return f"{seconds} s"
     if seconds < 2 * 3600:
