@@ -68,6 +68,18 @@ def new_page(browser: Browser) -> tuple[BrowserContext, Page]:
     return context, context.new_page()
 
 
+def contrast(foreground: str, background: str) -> float:
+    """WCAG 2 contrast ratio of two opaque CSS rgb() colours."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(part) / 255 for part in re.findall(r"\d+", colour)[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
 def global_state() -> str:
     return TradingState.objects.get(scope="global").state
 
@@ -125,6 +137,13 @@ def test_a_viewer_sees_disabled_controls_and_a_forged_post_gets_403(page: Page, 
     expect(page.get_by_role("button", name="HALT global")).to_be_disabled()
     expect(page.get_by_role("button", name="Request resume of global")).to_be_disabled()
     expect(page.get_by_text("Disabled: halting needs the operator or supervisor role")).to_be_visible()
+    # Disabled looks disabled (grey, not the live red) and its words still read: >= 4.5:1.
+    for control in ("#halt-controls [data-effect]", "#halt-controls textarea", "#resume-controls select"):
+        colours = page.locator(control).first.evaluate(
+            "e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]"
+        )
+        assert colours[1] != "rgb(176, 0, 32)", control
+        assert contrast(*colours) >= 4.5, (control, colours)
 
     # The same POST the form would make, with the viewer's session and a valid CSRF token.
     csrf = page.locator("input[name=csrfmiddlewaretoken]").first.input_value()
