@@ -86,14 +86,14 @@ def run() -> None:
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(**launch_args())
-            desktop = browser.new_context(viewport={"width": 1280, "height": 900})
+            desktop = browser.new_context(viewport={"width": 1366, "height": 900})
             page = desktop.new_page()
             log_in(page, "alice")
             page.screenshot(path=DOCS / "console-active.png", full_page=True)
 
             page.get_by_label("Reason").first.fill("Alpaca fills do not match our orders; investigating")
-            page.get_by_label("Type HALT to confirm a global halt").fill("HALT")
-            page.get_by_role("button", name="Apply").click()
+            page.get_by_label("Type HALT to confirm a change to global").fill("HALT")
+            page.get_by_role("button", name="HALT global").click()
             expect(page.get_by_test_id("global-state")).to_contain_text("HALTED")
             page.screenshot(path=DOCS / "console-halted.png", full_page=True)
             desktop.close()
@@ -101,7 +101,8 @@ def run() -> None:
             bob = browser.new_context().new_page()
             log_in(bob, "bob")
             bob.get_by_label("Reason").nth(1).fill("Fills reconciled with Alpaca support")
-            bob.get_by_role("button", name="Request resume").click()
+            bob.get_by_label("Type RESUME to confirm a change to global").fill("RESUME")
+            bob.get_by_role("button", name="Request resume of global").click()
             expect(bob.get_by_role("status", name="What happened")).to_contain_text("resume request #")
 
             phone = browser.new_context(viewport={"width": 375, "height": 812}, device_scale_factor=2)

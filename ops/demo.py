@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -136,14 +137,20 @@ def _ensure_demo_health_and_alerts(now: datetime) -> None:
     Dependency rows only on a database that has none: real probe results are never
     overwritten. Alerts are keyed by fingerprint + start, so a rerun adds nothing.
     """
+    # One story the tiles and the alerts both tell (checked by test_demo): polygon went down
+    # two checks ago (below AUTO_TRIP_AFTER_FAILURES, and short of DependencyDown's
+    # `for: 1m`, so nothing tripped and that alert is not firing yet); alpaca's checks
+    # stopped two hours ago, so its tile is UNKNOWN and DependencyHealthStale fires since
+    # the age passed 45 s plus the rule's minute.
+    interval = timedelta(seconds=settings.PROBE_INTERVAL_SECONDS)
+    stale = now - timedelta(hours=2)  # older than three probe intervals: shown UNKNOWN
     if not DependencyStatus.objects.exists():
-        stale = now - timedelta(hours=2)  # older than three probe intervals: shown UNKNOWN
-        for name, status, latency, detail, checked_at, failures in (
-            ("database", Health.UP, 1.8, "", now, 0),
-            ("redis", Health.UP, 0.9, "", now, 0),
-            ("polygon", Health.DOWN, 5003.0, "demo: read timeout after 5.0 s", now, 2),
-            ("alpaca", Health.UP, 212.0, "", stale, 0),
-            ("ml_service", Health.NOT_CONFIGURED, 0.0, "demo: ML_SERVICE_URL is not set", now, 0),
+        for name, status, latency, detail, checked_at, failures, status_since in (
+            ("database", Health.UP, 1.8, "", now, 0, now - timedelta(days=DAYS)),
+            ("redis", Health.UP, 0.9, "", now, 0, now - timedelta(days=DAYS)),
+            ("polygon", Health.DOWN, 5003.0, "demo: read timeout after 5.0 s", now, 2, now - interval),
+            ("alpaca", Health.UP, 212.0, "demo: account reachable", stale, 0, stale - timedelta(days=DAYS)),
+            ("ml_service", Health.NOT_CONFIGURED, 0.0, "demo: ML_SERVICE_URL is not set", now, 0, now),
         ):
             DependencyStatus.objects.create(
                 name=name,
@@ -152,16 +159,19 @@ def _ensure_demo_health_and_alerts(now: datetime) -> None:
                 detail=detail,
                 checked_at=checked_at,
                 consecutive_failures=failures,
+                status_since=status_since,
             )
-    start = now.replace(minute=0, second=0, microsecond=0)
-    for fingerprint, status, alertname, severity, summary, starts_at in (
+    stale_fired = (stale + 3 * interval + timedelta(minutes=1)).replace(microsecond=0)
+    resolved_at = (now - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    for fingerprint, status, alertname, severity, summary, starts_at, labels in (
         (
-            "demo-polygon-down",
+            "demo-alpaca-health-stale",
             AlertStatus.FIRING,
-            "DependencyDown",
-            "critical",
-            "demo: polygon is down",
-            start,
+            "DependencyHealthStale",
+            "warning",
+            "demo: health of alpaca is stale",
+            stale_fired,
+            {"name": "alpaca"},
         ),
         (
             "demo-high-latency",
@@ -169,20 +179,21 @@ def _ensure_demo_health_and_alerts(now: datetime) -> None:
             "HighLatency",
             "warning",
             "demo: p95 latency above 1 s (resolved)",
-            start - timedelta(hours=3),
+            resolved_at,
+            {},
         ),
     ):
         Alert.objects.get_or_create(
             fingerprint=fingerprint,
-            starts_at=starts_at,
             defaults={
+                "starts_at": starts_at,
                 "status": status,
                 "ends_at": starts_at + timedelta(minutes=20) if status == AlertStatus.RESOLVED else None,
                 "alertname": alertname,
                 "severity": severity,
                 "summary": summary,
                 "runbook_url": f"monitoring/README.md#{alertname.lower()}",
-                "labels": {"alertname": alertname, "severity": severity, "demo": "true"},
+                "labels": {"alertname": alertname, "severity": severity, "demo": "true", **labels},
             },
         )
 

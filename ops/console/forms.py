@@ -9,6 +9,10 @@ from ops.trading.scopes import InvalidScope, parse_scope
 from ops.trading.service import MAX_REASON
 
 CONFIRM_WORD = "HALT"
+RESUME_WORD = "RESUME"
+GLOBAL_WITH_NAME = (
+    "Global covers everything and takes no name: pick Strategy or Symbol for {name!r}, or clear the name."
+)
 
 
 class ScopeWidget(forms.MultiWidget):
@@ -40,6 +44,10 @@ class ScopeField(forms.MultiValueField):
     def compress(self, data_list: list[str]) -> str:
         kind, name = [*data_list, "", ""][:2]
         if kind == GLOBAL_SCOPE:
+            if name.strip():
+                # The page disables the box for Global; a name here means the person meant
+                # a narrower scope, and silently widening it to everything is the worst guess.
+                raise forms.ValidationError(GLOBAL_WITH_NAME.format(name=name.strip()))
             return GLOBAL_SCOPE
         if not name:
             raise forms.ValidationError(f"Give the {kind or 'scope'} name (or pick Global).")
@@ -77,8 +85,8 @@ class HaltForm(forms.Form):
     confirm = forms.CharField(
         required=False,
         max_length=10,
-        label=f"Type {CONFIRM_WORD} to confirm a global halt",
-        help_text="Needed only for a global HALT: it stops every trade on every strategy.",
+        label=f"Type {CONFIRM_WORD} to confirm a change to global",
+        help_text="Needed for any global change: it restricts every trade on every strategy.",
     )
 
     def clean(self) -> dict:
@@ -88,12 +96,12 @@ class HaltForm(forms.Form):
             self.add_error(
                 "cancel_orders", "Cancelling open orders is account-wide: only with a global halt or reduce."
             )
-        if (
-            scope == GLOBAL_SCOPE
-            and data.get("state") == State.HALTED
-            and (data.get("confirm") or "").strip().upper() != CONFIRM_WORD
-        ):
-            self.add_error("confirm", f"A global HALT stops all trading: type {CONFIRM_WORD} to confirm.")
+        if scope == GLOBAL_SCOPE and (data.get("confirm") or "").strip().upper() != CONFIRM_WORD:
+            self.add_error(
+                "confirm",
+                f"Changing global to {data.get('state') or 'a new state'} restricts every trade: "
+                f"type {CONFIRM_WORD} to confirm.",
+            )
         return data
 
 
@@ -109,3 +117,17 @@ class ResumeForm(forms.Form):
         initial=State.ACTIVE,
     )
     reason = ReasonField(label="Reason")
+    confirm = forms.CharField(
+        required=False,
+        max_length=10,
+        label=f"Type {RESUME_WORD} to confirm a change to global",
+        help_text="Needed for any global change: it loosens every strategy and symbol at once.",
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("scope") == GLOBAL_SCOPE and (data.get("confirm") or "").strip().upper() != RESUME_WORD:
+            self.add_error(
+                "confirm", f"A global resume loosens every trade at once: type {RESUME_WORD} to confirm."
+            )
+        return data

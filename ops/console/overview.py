@@ -87,6 +87,10 @@ def bounded_count(queryset, cap: int = COUNT_CAP) -> BoundedCount:
     return BoundedCount(min(value, cap), value > cap)
 
 
+# Tiles are read worst first: an outage must not hide below four healthy tiles.
+TILE_ORDER = {Health.DOWN: 0, Health.UNKNOWN: 1, Health.NOT_CONFIGURED: 2, Health.UP: 3}
+
+
 @dataclass(frozen=True)
 class DependencyTile:
     name: str
@@ -96,13 +100,34 @@ class DependencyTile:
     latency_ms: float
     detail: str
     consecutive_failures: int
+    # What the last check itself said (UNKNOWN is only our reading of its age).
+    checked_status: str = Health.UP
+    status_since: datetime | None = None
 
     @property
     def age(self) -> str:
-        return _duration(self.age_seconds)
+        return duration(self.age_seconds)
+
+    @property
+    def latency(self) -> str:
+        """Over a second in seconds (5004 ms reads as 5.0 s); nothing for a check not run."""
+        if self.status == Health.NOT_CONFIGURED:
+            return ""
+        if self.latency_ms >= 1000:
+            return f"{self.latency_ms / 1000:.1f} s"
+        return f"{self.latency_ms:.0f} ms"
+
+    @property
+    def detail_label(self) -> str:
+        """A healthy result is never called an error, even when it is too old to trust."""
+        if self.checked_status == Health.DOWN:
+            return "Last error"
+        if self.status == Health.UNKNOWN:
+            return f"Last check ({Health(self.checked_status).label.lower()})"
+        return ""
 
 
-def _duration(seconds: int) -> str:
+def duration(seconds: int) -> str:
     if seconds < 120:
         return f"{seconds} s"
     if seconds < 2 * 3600:
@@ -144,7 +169,10 @@ def overview(now: datetime | None = None) -> Overview:
         now=now,
         global_state=global_state,
         other_states=[s for s in states if s.scope != GLOBAL_SCOPE],
-        dependencies=[_tile(row, now) for row in DependencyStatus.objects.all()],
+        dependencies=sorted(
+            (_tile(row, now) for row in DependencyStatus.objects.all()),
+            key=lambda tile: (TILE_ORDER.get(tile.status, 1), tile.name),
+        ),
         alerts=list(Alert.objects.firing().newest_first()[:ALERTS_SHOWN]),
         monitoring=chain_state(now),
         events=list(TradingEvent.objects.recent(EVENTS_SHOWN)),
@@ -168,4 +196,6 @@ def _tile(row: DependencyStatus, now: datetime) -> DependencyTile:
         latency_ms=row.latency_ms,
         detail=row.detail,
         consecutive_failures=row.consecutive_failures,
+        checked_status=row.status,
+        status_since=row.status_since,
     )

@@ -203,6 +203,8 @@ def resume(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"{result.state.scope}: {result.event.from_state} → {result.state.state}.")
     else:
         messages.info(request, f"{result.state.scope} was already {result.state.state}; nothing changed.")
+    if not settings.TRADING_TWO_PERSON_RESUME:
+        messages.info(request, _gate_says(result.state.scope))
     return redirect("console")
 
 
@@ -222,6 +224,24 @@ def approve(request: HttpRequest, request_id: int) -> HttpResponse:
     return redirect("console")
 
 
+def _error_summary(*forms) -> list[tuple[str, str]]:
+    """(field id, message) for each error, in the page's order: the GOV.UK error summary."""
+    found = []
+    for form in forms:
+        if not form.is_bound:
+            continue
+        for name, errors in form.errors.items():
+            if name == "__all__":
+                anchor, label = f"{form.prefix}-controls", ""
+            else:
+                field = form[name]
+                # The scope is two widgets; the link goes to the first (the kind).
+                anchor = field.auto_id + ("_0" if name == "scope" else "")
+                label = f"{field.label}: " if name in ("reason", "scope") else ""
+            found.extend((anchor, f"{label}{error}") for error in errors)
+    return found
+
+
 def _page(
     request: HttpRequest, halt_form: HaltForm, resume_form: ResumeForm, status: int = 200
 ) -> HttpResponse:
@@ -234,6 +254,7 @@ def _page(
         "halt_form": halt_form,
         "resume_form": resume_form,
         "confirm_word": CONFIRM_WORD,
+        "error_summary": _error_summary(halt_form, resume_form),
         "two_person": settings.TRADING_TWO_PERSON_RESUME,
         "panels": panels,
         "panels_error": panels_error,
@@ -264,7 +285,11 @@ def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:
 
 
 def _gate_says(scope: str) -> str:
-    """What the pre-trade gate reads now, read the way the gate reads it."""
+    """What the pre-trade gate reads now, read the way the gate reads it.
+
+    When a broader scope is stricter (global HALTED while a strategy is set to REDUCING),
+    that is said separately, with its own reason: the action did not cause it.
+    """
     kind, _, name = scope.partition(":")
     symbol = name if kind == "symbol" else None
     strategy = name if kind == "strategy" else None
@@ -273,6 +298,13 @@ def _gate_says(scope: str) -> str:
         effective = effective_state(symbol, strategy)
     except TradingStateUnavailable:
         return "The gate cannot read the state right now, so it refuses every trade (503)."
+    if effective.scope != scope and effective.state != State.ACTIVE:
+        code = "trading_halted" if effective.state == State.HALTED else "trading_reducing"
+        return (
+            f"Still restricted: {effective.scope} is {effective.state} (why: {effective.reason}), "
+            f"so the gate answers 423 {code} for {scope} whatever its own state, until "
+            f"{effective.scope} is resumed."
+        )
     if effective.state == State.HALTED:
         return f"The pre-trade gate now refuses new trades{where} (423 trading_halted)."
     if effective.state == State.REDUCING:

@@ -28,6 +28,8 @@ class DependencyStatus(models.Model):
     detail = models.TextField(blank=True)
     checked_at = models.DateTimeField()
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # When `status` last changed (written with it, under the row lock): "down since".
+    status_since = models.DateTimeField(default=timezone.now)
     # True once this outage has tripped trading (set in the same transaction as the
     # halt), False again when the dependency is back. So each outage trips once: a
     # failed trip is retried next cycle, and a person who resumed is not overruled.

@@ -85,10 +85,17 @@ def _connected() -> bool:
 def _update_status(result: ProbeResult) -> None:
     row, _ = DependencyStatus.objects.select_for_update().get_or_create(
         name=result.name,
-        defaults={"status": result.status, "latency_ms": result.latency_ms, "checked_at": result.checked_at},
+        defaults={
+            "status": result.status,
+            "latency_ms": result.latency_ms,
+            "checked_at": result.checked_at,
+            "status_since": result.checked_at,
+        },
     )
     down = result.status == Health.DOWN
+    changed = row.status != result.status
     DependencyStatus.objects.filter(pk=row.pk).update(
+        status_since=result.checked_at if changed else row.status_since,
         status=result.status,
         latency_ms=result.latency_ms,
         detail=result.detail,

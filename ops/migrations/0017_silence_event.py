@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ops', '0015_monitoring_heartbeat'),
+        ('ops', '0016_status_since'),
     ]
 
     operations = [

@@ -217,10 +217,81 @@ def test_a_global_halt_needs_the_typed_confirmation(db, operator):
     assert global_state() == State.HALTED
 
 
-def test_a_global_reduce_needs_no_confirmation(db, operator):
+def test_a_global_reduce_needs_the_typed_confirmation_too(db, operator):
     data = {**HALT_GLOBAL, "halt-state": "REDUCING", "halt-confirm": ""}
-    assert client_for(operator).post("/console/halt", data).status_code == 302
+    response = client_for(operator).post("/console/halt", data)
+    assert response.status_code == 400
+    assert (
+        "Changing global to REDUCING restricts every trade: type HALT to confirm."
+        in response.content.decode()
+    )
+    assert global_state() == State.ACTIVE and not TradingEvent.objects.exists()
+    assert client_for(operator).post("/console/halt", {**data, "halt-confirm": "HALT"}).status_code == 302
     assert global_state() == State.REDUCING
+
+
+def test_a_global_scope_with_a_name_is_refused_and_changes_nothing(db, operator):
+    data = {**HALT_GLOBAL, "halt-state": "REDUCING", "halt-scope_1": "TSLA"}
+    response = client_for(operator).post("/console/halt", data)
+    assert response.status_code == 400
+    assert "Global covers everything and takes no name" in response.content.decode()
+    assert global_state() == State.ACTIVE and not TradingEvent.objects.exists()
+
+
+def test_a_global_resume_needs_its_typed_confirmation(db, supervisor, one_person_resume):
+    service.halt("global", reason="x", actor=service.Actor.of(supervisor))
+    data = {"resume-scope_0": "global", "resume-state": "ACTIVE", "resume-reason": "fixed"}
+    response = client_for(supervisor).post("/console/resume", data)
+    assert response.status_code == 400
+    assert "type RESUME to confirm" in response.content.decode()
+    assert global_state() == State.HALTED
+    assert (
+        client_for(supervisor).post("/console/resume", {**data, "resume-confirm": "resume"}).status_code
+        == 302
+    )
+    assert global_state() == State.ACTIVE
+
+
+def test_a_refused_submit_leads_with_an_error_summary_linking_each_field(db, operator):
+    response = client_for(operator).post(
+        "/console/halt", {**HALT_GLOBAL, "halt-reason": "", "halt-confirm": ""}
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    summary = page.index('id="error-summary"')
+    assert summary < page.index('data-testid="global-state"')
+    assert '<a href="#id_halt-reason">Reason: This field is required.</a>' in page
+    assert '<a href="#id_halt-confirm">' in page
+
+
+def test_a_resume_request_for_a_scope_that_is_not_restricted_is_refused(db, supervisor, two_person_resume):
+    data = {
+        "resume-scope_0": "strategy",
+        "resume-scope_1": "momentum",
+        "resume-state": "ACTIVE",
+        "resume-reason": "x",
+    }
+    response = client_for(supervisor).post("/console/resume", data, follow=True)
+    text = [str(m) for m in response.context["messages"]]
+    assert text == ["Nothing changed: strategy:momentum is already ACTIVE: there is nothing to resume."]
+    assert not ResumeRequest.objects.exists()
+
+
+def test_the_message_tells_what_changed_apart_from_what_still_restricts(db, operator):
+    service.halt("global", reason="exchange outage", actor=service.Actor.of(operator))
+    data = {
+        "halt-scope_0": "strategy",
+        "halt-scope_1": "momentum",
+        "halt-state": "REDUCING",
+        "halt-reason": "drawdown",
+    }
+    response = client_for(operator).post("/console/halt", data, follow=True)
+    text = [str(m) for m in response.context["messages"]]
+    assert text == [
+        "strategy:momentum: ACTIVE → REDUCING. Still restricted: global is HALTED (why: exchange outage), "
+        "so the gate answers 423 trading_halted for strategy:momentum whatever its own state, until global "
+        "is resumed."
+    ]
 
 
 @pytest.mark.parametrize(
@@ -254,7 +325,12 @@ def test_under_the_two_person_rule_a_resume_is_a_request_approved_by_another_sup
     db, supervisor, supervisor2, two_person_resume
 ):
     service.halt("global", reason="r", actor=service.Actor.of(supervisor))
-    resume = {"resume-scope_0": "global", "resume-state": "ACTIVE", "resume-reason": "feed back"}
+    resume = {
+        "resume-scope_0": "global",
+        "resume-state": "ACTIVE",
+        "resume-reason": "feed back",
+        "resume-confirm": "RESUME",
+    }
     response = client_for(supervisor).post("/console/resume", resume, follow=True)
     made = ResumeRequest.objects.get()
     assert f"resume request #{made.pk} to ACTIVE made" in response.content.decode()
@@ -272,7 +348,12 @@ def test_under_the_two_person_rule_a_resume_is_a_request_approved_by_another_sup
 
 def test_with_one_person_resume_a_supervisor_resumes_directly(db, supervisor, one_person_resume):
     service.halt("global", reason="r", actor=service.Actor.of(supervisor))
-    resume = {"resume-scope_0": "global", "resume-state": "ACTIVE", "resume-reason": "feed back"}
+    resume = {
+        "resume-scope_0": "global",
+        "resume-state": "ACTIVE",
+        "resume-reason": "feed back",
+        "resume-confirm": "RESUME",
+    }
     response = client_for(supervisor).post("/console/resume", resume, follow=True)
     assert global_state() == State.ACTIVE
     assert "global: HALTED → ACTIVE." in response.content.decode()
@@ -524,3 +605,34 @@ def test_the_monitoring_chain_is_shown_above_the_state(db, viewer, age, state, w
         # At the top: before the global state, in the live part that refreshes.
         assert page.index('data-testid="monitoring-chain"') < page.index('data-testid="global-state"')
     assert ("MONITORING SILENT" in page) == (state == "silent")
+
+
+def test_tiles_put_down_first_with_down_since_seconds_and_not_configured_apart(db, viewer):
+    now = timezone.now()
+    for name, status, latency, detail, checked_at in (
+        ("alpaca", "up", 5004.0, "account reachable", now),
+        ("database", "up", 1.2, "sqlite answers", now - timedelta(hours=1)),
+        ("ml_service", "not_configured", 0.0, "ML_SERVICE_URL is not set", now),
+        ("polygon", "down", 5003.0, "read timeout", now),
+    ):
+        DependencyStatus.objects.create(
+            name=name,
+            status=status,
+            latency_ms=latency,
+            detail=detail,
+            checked_at=checked_at,
+            status_since=now - timedelta(minutes=3),
+        )
+    page = client_for(viewer).get("/").content.decode()
+    order = [
+        page.index(f'data-testid="dep-{name}"') for name in ("polygon", "database", "ml_service", "alpaca")
+    ]
+    assert order == sorted(order)  # DOWN, UNKNOWN, NOT CONFIGURED, UP
+    polygon = page[order[0] : order[1]]
+    assert "down since" in polygon and "5.0 s" in polygon and "Last error: read timeout" in polygon
+    database = page[order[1] : order[2]]
+    # A healthy result too old to trust is UNKNOWN, and never called an error.
+    assert "Last error" not in database and "Last check (up): sqlite answers" in database
+    not_configured = page[order[2] : order[3]]
+    assert "○" in not_configured and " ms" not in not_configured and "?" not in not_configured
+    assert "5.0 s" in page[order[3] :]

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import re
 import shlex
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -133,7 +135,23 @@ def test_the_demo_shows_every_kind_of_console_tile_and_a_rerun_adds_none(db, deb
     client = Client()
     client.force_login(get_user_model().objects.get(username="vera"))
     page = client.get("/").content.decode()
-    assert "DependencyDown" in page and "UNKNOWN (STALE)" in page and "DOWN" in page
+    assert "DependencyHealthStale" in page and "UNKNOWN (STALE)" in page and "DOWN" in page
+
+
+def test_the_demo_alerts_agree_with_the_demo_tiles(db, debug):
+    from ops.health.models import stale_after
+
+    call_command("seed_demo")
+    tiles = {row.name: row for row in DependencyStatus.objects.all()}
+    firing = list(Alert.objects.firing())
+    assert [(a.alertname, a.labels["name"]) for a in firing] == [("DependencyHealthStale", "alpaca")]
+    # The rule fires 1 min after the age passed 45 s: never before the tile went stale.
+    assert firing[0].starts_at >= tiles["alpaca"].checked_at + stale_after()
+    polygon = tiles["polygon"]
+    # Down for fewer checks than a trip needs, and for less than DependencyDown's minute.
+    assert polygon.consecutive_failures < settings.AUTO_TRIP_AFTER_FAILURES
+    assert polygon.checked_at - polygon.status_since < timedelta(minutes=1)
+    assert TradingState.objects.get(scope="global").state == "ACTIVE"
 
 
 def test_the_demo_never_overwrites_real_dependency_checks(db, debug):

@@ -417,6 +417,7 @@ def test_with_redis_stopped_the_gate_the_console_and_metrics_keep_serving(up: St
             "resume-scope_0": "global",
             "resume-state": "ACTIVE",
             "resume-reason": "fault test: resumed",
+            "resume-confirm": "RESUME",
         },
     )
     assert resumed.status_code == 302

@@ -144,6 +144,17 @@ def test_recording_keeps_a_current_row_and_history(db):
     assert DependencyStatus.objects.get(name="database").consecutive_failures == 0
 
 
+def test_status_since_moves_only_when_the_status_changes(db):
+    start = timezone.now() - timedelta(minutes=5)
+    at = [start + timedelta(seconds=15 * n) for n in range(4)]
+    service.record([result("polygon", Health.UP, "ok", at[0])])
+    service.record([result("polygon", Health.DOWN, "timeout", at[1])])
+    service.record([result("polygon", Health.DOWN, "timeout", at[2])])
+    assert DependencyStatus.objects.get(name="polygon").status_since == at[1]  # down since the first failure
+    service.record([result("polygon", Health.UP, "ok", at[3])])
+    assert DependencyStatus.objects.get(name="polygon").status_since == at[3]
+
+
 def test_the_status_feeds_the_metrics(db):
     service.record(
         [

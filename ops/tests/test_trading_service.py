@@ -189,6 +189,7 @@ def test_an_operator_cannot_approve(operator, supervisor, two_person_resume):
 
 def test_a_newer_halt_cancels_the_scopes_open_requests(operator, supervisor, supervisor2, two_person_resume):
     service.halt("global", reason="x", actor=Actor.of(operator), to_state=State.REDUCING)
+    service.halt("symbol:AAPL", reason="x", actor=Actor.of(operator))
     request = service.request_resume("global", reason="y", actor=Actor.of(supervisor))
     other = service.request_resume(
         "symbol:AAPL", reason="y", actor=Actor.of(supervisor), to_state=State.ACTIVE
@@ -201,6 +202,15 @@ def test_a_newer_halt_cancels_the_scopes_open_requests(operator, supervisor, sup
     assert state_of("global") == State.HALTED
     other.refresh_from_db()
     assert other.status == ResumeRequest.Status.PENDING  # another scope's request stands
+
+
+def test_a_resume_request_for_a_scope_not_restricted_is_refused(operator, supervisor, two_person_resume):
+    with pytest.raises(InvalidTransition, match="global is already ACTIVE: there is nothing to resume"):
+        service.request_resume("global", reason="y", actor=Actor.of(supervisor))
+    service.halt("symbol:AAPL", reason="x", actor=Actor.of(operator), to_state=State.REDUCING)
+    with pytest.raises(InvalidTransition, match="already REDUCING"):
+        service.request_resume("symbol:AAPL", reason="y", actor=Actor.of(supervisor), to_state=State.REDUCING)
+    assert not ResumeRequest.objects.exists()
 
 
 def test_a_direct_resume_cancels_the_scopes_open_requests(operator, supervisor, supervisor2, settings):

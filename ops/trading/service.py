@@ -213,6 +213,10 @@ def request_resume(scope: str, *, reason: str, actor: Actor, to_state: str = Sta
     with transaction.atomic():
         row = _locked(scope)
         _check_loosens(row, to_state)
+        if row.state == to_state:
+            # Approved, it would change nothing and write no event ("ACTIVE → ACTIVE"):
+            # a second person's attention for nothing, and a false entry in the requests.
+            raise InvalidTransition(f"{scope} is already {row.state}: there is nothing to resume.")
         now = timezone.now()
         request = ResumeRequest.objects.create(
             scope=scope,
