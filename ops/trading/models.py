@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ops.guards import AppendOnly
+from ops.validators import DRILL_STRATEGY
 
 
 class State(models.TextChoices):
@@ -23,6 +24,9 @@ class State(models.TextChoices):
 SEVERITY = {State.ACTIVE: 0, State.REDUCING: 1, State.HALTED: 2}
 
 GLOBAL_SCOPE = "global"
+# The kill-switch drill's own scope (ops.drill): no real order can name its strategy
+# (ops.validators reserves it), so halting it stops nothing real.
+DRILL_SCOPE = f"strategy:{DRILL_STRATEGY}"
 
 
 class TradingStateQuerySet(models.QuerySet):
@@ -52,6 +56,7 @@ class TradingState(models.Model):
             ("resume_trading", "Can resume trading (or request a resume)"),
             ("approve_resume", "Can approve another person's resume request"),
             ("book_fill", "Can book a fill that already happened at the broker, past the gate"),
+            ("run_drill", "Can run the kill-switch drill (on the drill scope only)"),
         ]
         indexes = [models.Index(fields=["state"], name="tradingstate_state_idx")]
         constraints = [

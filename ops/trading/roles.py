@@ -13,6 +13,7 @@ VIEW = [
     "view_resumerequest",
     "view_fillbooking",
     "view_brokercancellation",
+    "view_drillrun",
     "view_alert",
     "view_dependencystatus",
     "view_dependencycheck",
@@ -22,13 +23,14 @@ VIEW = [
 ROLES = {
     "ops_viewer": VIEW,
     "ops_operator": [*VIEW, "halt_trading"],
-    "ops_supervisor": [*VIEW, "halt_trading", "resume_trading", "approve_resume", "book_fill"],
+    "ops_supervisor": [*VIEW, "halt_trading", "resume_trading", "approve_resume", "book_fill", "run_drill"],
 }
 CUSTOM = {
     "halt_trading": "Can halt trading or set it to reducing-only",
     "resume_trading": "Can resume trading (or request a resume)",
     "approve_resume": "Can approve another person's resume request",
     "book_fill": "Can book a fill that already happened at the broker, past the gate",
+    "run_drill": "Can run the kill-switch drill (on the drill scope only)",
 }
 
 
