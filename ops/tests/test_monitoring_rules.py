@@ -116,6 +116,8 @@ def test_amtool_rejects_a_broken_alertmanager_config(tmp_path):
         (["severity=critical", "alertname=CircuitBreakerTripped"], "console-pages"),
         (["severity=warning", "alertname=HighLatency"], "console"),
         (["alertname=SomethingNew"], "console"),  # no severity: still delivered
+        # The drill's alert goes to the console alone, even were it labelled critical.
+        (["severity=critical", "console_only=true", "alertname=KillSwitchDrillHalted"], "console"),
     ],
 )
 def test_alerts_are_routed_by_severity(labels, receiver):
