@@ -11,6 +11,7 @@ urlpatterns = [
     path("console/live", console.live, name="console-live"),
     path("console/halt", console.halt, name="console-halt"),
     path("console/resume", console.resume, name="console-resume"),
+    path("console/drill", console.drill, name="console-drill"),
     path("console/requests/<int:request_id>/approve", console.approve, name="console-approve"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

@@ -14,10 +14,19 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ops.alerts.models import Alert
+from ops.drill.models import DrillRun
 from ops.health.models import DependencyStatus, Health
 from ops.records.models import Analysis, Trade
-from ops.trading.models import GLOBAL_SCOPE, SEVERITY, ResumeRequest, State, TradingEvent, TradingState
-from ops.trading.service import APPROVE, HALT, RESUME
+from ops.trading.models import (
+    DRILL_SCOPE,
+    GLOBAL_SCOPE,
+    SEVERITY,
+    ResumeRequest,
+    State,
+    TradingEvent,
+    TradingState,
+)
+from ops.trading.service import APPROVE, HALT, RESUME, RUN_DRILL
 
 EVENTS_SHOWN = 20
 ALERTS_SHOWN = 50
@@ -30,7 +39,7 @@ REQUESTS_SHOWN = 20
 # person reads as "busy or quiet", and Prometheus/Grafana (the Trades (24h) panel) has
 # the exact figure from investiq_trades_total.
 COUNT_CAP = 10_000
-ROLE_CODENAMES = (HALT, RESUME, APPROVE, "view_tradingstate")
+ROLE_CODENAMES = (HALT, RESUME, APPROVE, RUN_DRILL, "view_tradingstate")
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,10 @@ class Permissions:
     @property
     def can_approve(self) -> bool:
         return APPROVE in self.codenames
+
+    @property
+    def can_run_drill(self) -> bool:
+        return RUN_DRILL in self.codenames
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,13 @@ class Overview:
     requests: list[ResumeRequest]
     trades_24h: BoundedCount
     analyses_24h: BoundedCount
+    # The drill's own scope is not trading: it is never in other_states or worst_state.
+    drill_running: bool = False
+    last_drill: DrillRun | None = None
+
+    @property
+    def drill_summary(self) -> str:
+        return drill_summary(self.last_drill, self.now)
 
     @property
     def worst_state(self) -> str:
@@ -135,7 +155,7 @@ def overview(now: datetime | None = None) -> Overview:
     return Overview(
         now=now,
         global_state=global_state,
-        other_states=[s for s in states if s.scope != GLOBAL_SCOPE],
+        other_states=[s for s in states if s.scope not in (GLOBAL_SCOPE, DRILL_SCOPE)],
         dependencies=[_tile(row, now) for row in DependencyStatus.objects.all()],
         alerts=list(Alert.objects.firing().newest_first()[:ALERTS_SHOWN]),
         events=list(TradingEvent.objects.recent(EVENTS_SHOWN)),
@@ -146,7 +166,23 @@ def overview(now: datetime | None = None) -> Overview:
         ),
         trades_24h=bounded_count(Trade.objects.filter(executed_at__gte=since)),
         analyses_24h=bounded_count(Analysis.objects.filter(analyzed_at__gte=since)),
+        drill_running=any(s.scope == DRILL_SCOPE for s in states),
+        last_drill=DrillRun.objects.last_finished(),
     )
+
+
+def drill_summary(run: DrillRun | None, now: datetime) -> str:
+    """ "Last drill: passed 3 d ago, halt → alert in 2.4 s", or why there is no figure."""
+    if run is None:
+        return "No kill-switch drill has run yet."
+    ago = _duration(max(0, int((now - (run.ended_at or run.started_at)).total_seconds())))
+    text = f"Last drill: {run.outcome} {ago} ago ({run.started_at:%Y-%m-%d %H:%M:%S} UTC)"
+    if run.halt_to_alert_seconds is not None:
+        return f"{text}, halt → alert in {run.halt_to_alert_seconds:.1f} s"
+    if run.failure:
+        return f"{text}, at {run.failure}"
+    alert = run.stage("alert_arrives")
+    return f"{text}; alert stage skipped: {alert['detail']}" if alert else text
 
 
 def _tile(row: DependencyStatus, now: datetime) -> DependencyTile:
