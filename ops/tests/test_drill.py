@@ -196,6 +196,8 @@ def test_the_drill_halt_is_not_a_trading_halt_on_the_metrics_or_the_console(db, 
     page = client.get("/").content.decode()
     assert "<title>ACTIVE" in page
     assert "A drill is running now" in page
+    # Nor the red "TRADING HALTED" banner of every staff page.
+    assert "__drill__" not in client.get("/admin/").content.decode()
 
 
 def test_drill_metrics_are_absent_until_a_drill_has_run_then_tell_time_and_outcome(db, settings):

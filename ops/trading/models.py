@@ -33,6 +33,10 @@ class TradingStateQuerySet(models.QuerySet):
     def not_active(self) -> TradingStateQuerySet:
         return self.exclude(state=State.ACTIVE)
 
+    def real(self) -> TradingStateQuerySet:
+        """Every scope but the drill's own (its halt stops no real order)."""
+        return self.exclude(scope=DRILL_SCOPE)
+
     def for_scopes(self, scopes: list[str]) -> TradingStateQuerySet:
         return self.filter(scope__in=scopes)
 

@@ -317,7 +317,7 @@ NO_DRILL_DURING_INCIDENT = (
 
 def halted_real_scopes() -> list[str]:
     """The HALTED scopes other than the drill's own, sorted."""
-    rows = TradingState.objects.filter(state=State.HALTED).exclude(scope=DRILL_SCOPE)
+    rows = TradingState.objects.real().filter(state=State.HALTED)
     return sorted(rows.values_list("scope", flat=True))
 
 
