@@ -25,6 +25,7 @@ from ops.drill import service as drill_service
 from ops.drill.models import DrillRun, Outcome
 from ops.records.models import Position, Trade
 from ops.tests.conftest import ApiTestClient, trade_payload
+from ops.tests.test_settings import run_manage
 from ops.trading import service
 from ops.trading.errors import InvalidTransition, NotPermitted
 from ops.trading.models import DRILL_SCOPE, State, TradingEvent, TradingState
@@ -326,7 +327,7 @@ def test_a_supervisor_runs_a_drill_from_the_console_and_sees_the_last_drill(db, 
     assert (run.outcome, run.started_by, run.origin) == ("passed", supervisor.username, "web")
     page = client.get("/").content.decode()
     assert "Last drill: passed 0 s ago" in page
-    assert "alert stage skipped: DRILL_ALERTS is off" in page
+    assert "alert stages skipped: DRILL_ALERTS is off" in page
 
 
 def test_a_viewer_has_no_drill_button_and_a_forged_post_is_refused(db, viewer, operator, eager):
@@ -374,3 +375,41 @@ def test_a_viewer_sees_drill_runs_in_the_admin(db, viewer):
     client = Client()
     client.force_login(viewer)
     assert client.get("/admin/ops/drillrun/").status_code == 200
+
+
+# --- The schedule -----------------------------------------------------------------------
+
+SCHEDULE = "from django.conf import settings; print(settings.CELERY_BEAT_SCHEDULE.get('kill-switch-drill'))"
+
+
+def test_there_is_no_scheduled_drill_by_default():
+    result = run_manage("shell", "-c", SCHEDULE, env={"DEBUG": "true"})
+    assert result.stdout.strip().splitlines()[-1] == "None", result.stderr
+
+
+def test_drill_schedule_adds_a_beat_entry_for_the_drill_task():
+    result = run_manage("shell", "-c", SCHEDULE, env={"DEBUG": "true", "DRILL_SCHEDULE": "0 6 * * 1"})
+    assert "'task': 'ops.drill.tasks.scheduled_drill'" in result.stdout, result.stderr
+    assert "<crontab: 0 6 * 1 * (m/h/dM/MY/d)>" in result.stdout
+
+
+def test_a_malformed_drill_schedule_is_refused_at_start_saying_how_to_write_it():
+    result = run_manage("check", env={"DEBUG": "true", "DRILL_SCHEDULE": "every monday"})
+    assert result.returncode != 0
+    assert "DRILL_SCHEDULE='every monday' is not a crontab line" in result.stderr
+
+
+def test_the_scheduled_task_runs_a_drill_as_the_schedule(db):
+    from ops.drill.tasks import scheduled
+
+    run = DrillRun.objects.get(pk=scheduled())
+    assert (run.outcome, run.started_by, run.origin) == ("passed", "system:drill-schedule", "beat")
+
+
+def test_a_scheduled_drill_during_an_incident_is_not_run_and_says_why(db, caplog):
+    from ops.drill.tasks import scheduled
+
+    service.halt("global", reason="incident", actor=service.Actor.system("t", service.HALT))
+    assert scheduled() is None
+    assert "an incident is not the time for a drill" in caplog.text
+    assert not DrillRun.objects.exists()
