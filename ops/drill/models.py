@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from ops.guards import AppendOnly
+
 
 class Outcome(models.TextChoices):
     RUNNING = "running", "Running"
@@ -26,7 +28,14 @@ class DrillRunQuerySet(models.QuerySet):
 
 class DrillRun(models.Model):
     """One drill. `stages` is a list of {name, started, ended, duration_s, outcome
-    (passed/failed/skipped), detail, observed}, in the order they ran."""
+    (passed/failed/skipped), detail, observed}, in the order they ran.
+
+    Evidence for an auditor: never deleted, and who started it, from where and when never
+    change; the row is inserted as "running" (so two drills cannot overlap) and its result
+    written once at the end.
+    """
+
+    append_only = AppendOnly(mutable=("ended_at", "outcome", "failed_stage", "failure", "stages"))
 
     started_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)

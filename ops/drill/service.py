@@ -169,7 +169,7 @@ def run_drill(*, actor: service.Actor, started_by: str, origin: str) -> DrillRun
         run.outcome = Outcome.FAILED if drill.failed else Outcome.PASSED
         run.ended_at = timezone.now()
         try:
-            run.save()
+            run.save(update_fields=["ended_at", "outcome", "failed_stage", "failure", "stages"])
         except DatabaseError as exc:
             # The database went away mid-drill: the run stays "running" and goes stale.
             raise DrillUnavailable(f"the drill ran but could not be stored: {exc}") from exc

@@ -151,6 +151,20 @@ def test_after_the_database_returns_nothing_of_the_failed_drill_is_there(transac
     assert not TradingState.objects.filter(scope=DRILL_SCOPE).exists()
 
 
+def test_a_stored_run_cannot_be_deleted_nor_its_starter_rewritten(db):
+    from django.db import DatabaseError, transaction
+
+    drill_json()
+    run = DrillRun.objects.get()
+    for write in (
+        lambda: DrillRun.objects.filter(pk=run.pk).update(started_by="someone else"),
+        lambda: DrillRun.objects.filter(pk=run.pk).delete(),
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            write()
+    assert DrillRun.objects.get().as_json() == run.as_json()
+
+
 # --- The drill scope is the drill's alone -------------------------------------------------
 
 
