@@ -125,20 +125,25 @@ def _drill_families(drill_state: str) -> Iterator[Metric]:
     max_age.add_metric([], float(settings.DRILL_MAX_AGE_DAYS * 86400))
     yield max_age
     last = DrillRun.objects.last_finished()
-    if last is None:
-        return
-    passed = DrillRun.objects.last_passed()
-    # Never passed: counted from the first drill, so a drill that has always failed
-    # still becomes overdue (besides KillSwitchDrillFailed).
-    since = passed.ended_at if passed else DrillRun.objects.order_by("started_at").first().started_at
-    for name, value in (
-        (
+    families = {
+        name: _family(name)
+        for name in (
             "investiq_killswitch_drill_last_run_timestamp_seconds",
-            (last.ended_at or last.started_at).timestamp(),
-        ),
-        ("investiq_killswitch_drill_last_passed", 1.0 if last.outcome == "passed" else 0.0),
-        ("investiq_killswitch_drill_last_success_timestamp_seconds", since.timestamp()),
-    ):
-        family = _family(name)
-        family.add_metric([], value)
-        yield family
+            "investiq_killswitch_drill_last_passed",
+            "investiq_killswitch_drill_last_success_timestamp_seconds",
+        )
+    }
+    if last is not None:
+        passed = DrillRun.objects.last_passed()
+        # Never passed: counted from the first drill, so a drill that has always failed
+        # still becomes overdue (besides KillSwitchDrillFailed).
+        since = passed.ended_at if passed else DrillRun.objects.order_by("started_at").first().started_at
+        families["investiq_killswitch_drill_last_run_timestamp_seconds"].add_metric(
+            [], (last.ended_at or last.started_at).timestamp()
+        )
+        families["investiq_killswitch_drill_last_passed"].add_metric(
+            [], 1.0 if last.outcome == "passed" else 0.0
+        )
+        families["investiq_killswitch_drill_last_success_timestamp_seconds"].add_metric([], since.timestamp())
+    # Declared (HELP and TYPE) even without a sample, so check_monitoring sees the contract.
+    yield from families.values()

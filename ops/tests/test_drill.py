@@ -427,3 +427,16 @@ def test_a_scheduled_drill_during_an_incident_is_not_run_and_says_why(db, caplog
     assert scheduled() is None
     assert "an incident is not the time for a drill" in caplog.text
     assert not DrillRun.objects.exists()
+
+
+def test_a_real_worker_on_redis_runs_the_scheduled_drill(celery_worker_process):
+    import time
+
+    from ops.drill.tasks import scheduled_drill
+
+    scheduled_drill.apply_async(queue=celery_worker_process)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not DrillRun.objects.finished().exists():
+        time.sleep(0.2)
+    run = DrillRun.objects.get()
+    assert (run.outcome, run.origin) == ("passed", "beat"), run.as_json()
