@@ -98,6 +98,10 @@ class Drill:
             outcome, detail, observed = FAILED, exc.detail, exc.observed
         except (DatabaseError, TradingStateError, OutboundError) as exc:
             outcome, detail, observed = FAILED, f"{type(exc).__name__}: {exc}", {}
+        except Exception as exc:
+            # A bug is a failed stage too, never a passed drill; the resume still runs.
+            logger.exception("drill %s stage %s: unexpected error", self.run.pk, name)
+            outcome, detail, observed = FAILED, f"unexpected error: {type(exc).__name__}: {exc}", {}
         self._record(name, started, time.monotonic() - clock, outcome, detail, observed, deadline)
         if outcome == FAILED and not self.failed:
             self.failed = True

@@ -119,6 +119,19 @@ def test_a_failing_stage_fails_the_run_names_the_stage_and_still_resumes(db, mon
     assert TradingState.objects.get(scope=DRILL_SCOPE).state == State.ACTIVE
 
 
+def test_an_unexpected_error_in_a_stage_is_a_failed_stage_not_a_passed_drill(db, monkeypatch):
+    def broken_exposition():
+        raise ValueError("exposition broke")
+
+    monkeypatch.setattr(drill_service, "exposition", broken_exposition)
+    with pytest.raises(CommandError, match="FAILED at metric_shows_halt: unexpected error: ValueError"):
+        call_command("drill", stdout=io.StringIO())
+    run = DrillRun.objects.get()
+    assert run.outcome == Outcome.FAILED
+    assert outcomes(run.as_json())["resume"] == "passed"
+    assert TradingState.objects.get(scope=DRILL_SCOPE).state == State.ACTIVE
+
+
 def test_a_drill_refuses_to_start_while_a_real_scope_is_halted(db):
     actor = service.Actor.system("test", service.HALT)
     service.halt("symbol:TSLA", reason="incident", actor=actor)
