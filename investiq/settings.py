@@ -477,6 +477,38 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Kill-switch drill (ops/drill, manage.py drill) -------------------------------------
+# A crontab line ("m h dom mon dow", UTC) for beat to run the drill; empty (the default):
+# no scheduled drill. The console button and manage.py drill work either way.
+DRILL_SCHEDULE = env.str("DRILL_SCHEDULE", default="").strip()
+# Wait for the drill's alert through Prometheus -> Alertmanager -> the console's webhook
+# (and its resolution). Off: those stages are skipped, saying why. On only where a
+# Prometheus with monitoring/alert_rules.yml scrapes APP_URL and its Alertmanager delivers
+# to this app (compose's monitoring profile).
+DRILL_ALERTS = env.bool("DRILL_ALERTS", default=False)
+DRILL_ALERT_TIMEOUT_SECONDS = env.float("DRILL_ALERT_TIMEOUT_SECONDS", default=60.0)
+DRILL_STAGE_TIMEOUT_SECONDS = env.float("DRILL_STAGE_TIMEOUT_SECONDS", default=10.0)
+# No passed drill for this long: KillSwitchDrillOverdue (only once a drill has ever run).
+DRILL_MAX_AGE_DAYS = env.int("DRILL_MAX_AGE_DAYS", default=31)
+if DRILL_SCHEDULE:
+    from celery.schedules import crontab
+
+    try:
+        if len(DRILL_SCHEDULE.split()) != 5:
+            raise ValueError("five fields expected")
+        _drill_crontab = crontab(*DRILL_SCHEDULE.split())
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"DRILL_SCHEDULE={DRILL_SCHEDULE!r} is not a crontab line 'minute hour day month weekday' "
+            f"(e.g. '0 6 * * 1' for Mondays 06:00 UTC): {exc}"
+        ) from None
+    CELERY_BEAT_SCHEDULE["kill-switch-drill"] = {
+        "task": "ops.drill.tasks.scheduled_drill",
+        "schedule": _drill_crontab,
+        # A drill queued but not started within an hour is skipped: the next one is due.
+        "options": {"expires": 3600.0},
+    }
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -7,9 +7,10 @@ imports from the capability's module, so which package builds on which stays vis
 """
 
 from ops.alerts.models import Alert, Heartbeat, SilenceEvent
+from ops.api.models import DEFAULT_SCOPES, ApiClient, Scope, hash_token, normalize_scopes, validate_scopes
 
 # validate_scopes: migration 0009 refers to it as ops.models.validate_scopes.
-from ops.api.models import DEFAULT_SCOPES, ApiClient, Scope, hash_token, normalize_scopes, validate_scopes
+from ops.drill.models import DrillRun
 from ops.health.models import DependencyCheck, DependencyStatus, ProbeCycle
 from ops.monitoring.models import MetricCounter
 from ops.records.models import MONEY, Analysis, Position, Side, Signal, Trade
@@ -24,6 +25,7 @@ __all__ = [
     "BrokerCancellation",
     "DependencyCheck",
     "DependencyStatus",
+    "DrillRun",
     "FillBooking",
     "Heartbeat",
     "MetricCounter",

@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from ops.api.schemas import TradeForm
+from ops.drill.tasks import console_drill, scheduled_drill  # noqa: F401 - found by the worker
 from ops.health.tasks import probe_dependencies, prune_dependency_history  # noqa: F401 - found by the worker
 from ops.records.intake import TradeOrder
 from ops.trading import gate

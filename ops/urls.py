@@ -13,6 +13,7 @@ urlpatterns = [
     path("console/grafana-auth", console.grafana_auth, name="console-grafana-auth"),
     path("console/halt", console.halt, name="console-halt"),
     path("console/resume", console.resume, name="console-resume"),
+    path("console/drill", console.drill, name="console-drill"),
     path("console/requests/<int:request_id>/approve", console.approve, name="console-approve"),
     path("console/alerts/<int:alert_id>/silence", silencing.silence_alert, name="console-silence"),
     path("console/silences/<str:silence_id>/expire", silencing.expire_silence, name="console-expire-silence"),

@@ -24,6 +24,14 @@ STRATEGY_PATTERN = r"\A[A-Za-z0-9_.-]{1,64}\Z"
 SYMBOL_MESSAGE = "1–10 characters of A–Z and '.', upper case."
 STRATEGY_MESSAGE = "1–64 characters of letters, digits, '_', '.' and '-'."
 
+# The kill-switch drill's strategy (ops.drill): a valid name, so its scope parses and the
+# gate reads it like any other, but reserved, so no real order (API, task, admin) can
+# carry it and a drill's halt can never stop real trading.
+DRILL_STRATEGY = "__drill__"
+DRILL_STRATEGY_MESSAGE = (
+    f"'{DRILL_STRATEGY}' is reserved for the kill-switch drill; real orders cannot use it."
+)
+
 _SYMBOL = re.compile(SYMBOL_PATTERN)
 _STRATEGY = re.compile(STRATEGY_PATTERN)
 
@@ -46,6 +54,8 @@ def validate_symbol(value: str) -> None:
 def validate_strategy(value: str) -> None:
     if not isinstance(value, str) or not is_strategy(value):
         raise ValidationError(STRATEGY_MESSAGE, code="invalid_strategy")
+    if value == DRILL_STRATEGY:
+        raise ValidationError(DRILL_STRATEGY_MESSAGE, code="reserved_strategy")
 
 
 # SQLite, the embedded default, stores a decimal column as a double and keeps only its

@@ -22,7 +22,7 @@ from ops.api.models import Scope
 from ops.api.schemas import DECIMAL_TEXT, PRINTABLE_VALIDATOR
 from ops.records.models import MONEY, Side, Signal
 from ops.trading.models import State
-from ops.validators import STRATEGY_PATTERN, SYMBOL_PATTERN
+from ops.validators import DRILL_STRATEGY, STRATEGY_PATTERN, SYMBOL_PATTERN
 
 JSON = "application/json"
 SECURITY_SCHEME = "bearerToken"
@@ -44,7 +44,13 @@ def _nullable(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 SYMBOL = {"type": "string", "pattern": _ecma(SYMBOL_PATTERN), "examples": ["AAPL", "BRK.B"]}
-STRATEGY = {"type": "string", "pattern": _ecma(STRATEGY_PATTERN), "examples": ["momentum"]}
+STRATEGY = {
+    "type": "string",
+    "pattern": _ecma(STRATEGY_PATTERN),
+    # Reserved for the kill-switch drill's own scope: real orders naming it get a 400.
+    "not": {"const": DRILL_STRATEGY},
+    "examples": ["momentum"],
+}
 INTEGER_DIGITS = MONEY["max_digits"] - MONEY["decimal_places"]
 DECIMAL_STRING = {"type": "string", "pattern": _ecma(DECIMAL_TEXT.pattern)}
 DATE_TIME = {"type": "string", "format": "date-time"}

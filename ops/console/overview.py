@@ -16,10 +16,19 @@ from django.utils import timezone
 from ops.alerts.heartbeat import ChainState, chain_state
 from ops.alerts.models import Alert
 from ops.alerts.silences import SILENCE
+from ops.drill.models import DrillRun
 from ops.health.models import DependencyStatus, Health
 from ops.records.models import Analysis, Trade
-from ops.trading.models import GLOBAL_SCOPE, SEVERITY, ResumeRequest, State, TradingEvent, TradingState
-from ops.trading.service import APPROVE, HALT, RESUME
+from ops.trading.models import (
+    DRILL_SCOPE,
+    GLOBAL_SCOPE,
+    SEVERITY,
+    ResumeRequest,
+    State,
+    TradingEvent,
+    TradingState,
+)
+from ops.trading.service import APPROVE, HALT, RESUME, RUN_DRILL
 
 EVENTS_SHOWN = 20
 ALERTS_SHOWN = 50
@@ -32,7 +41,7 @@ REQUESTS_SHOWN = 20
 # person reads as "busy or quiet", and Prometheus/Grafana (the Trades (24h) panel) has
 # the exact figure from investiq_trades_total.
 COUNT_CAP = 10_000
-ROLE_CODENAMES = (HALT, RESUME, APPROVE, SILENCE, "view_tradingstate")
+ROLE_CODENAMES = (HALT, RESUME, APPROVE, SILENCE, RUN_DRILL, "view_tradingstate")
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,10 @@ class Permissions:
     @property
     def can_silence(self) -> bool:
         return SILENCE in self.codenames
+
+    @property
+    def can_run_drill(self) -> bool:
+        return RUN_DRILL in self.codenames
 
 
 @dataclass(frozen=True)
@@ -150,6 +163,13 @@ class Overview:
     requests: list[ResumeRequest]
     trades_24h: BoundedCount
     analyses_24h: BoundedCount
+    # The drill's own scope is not trading: it is never in other_states or worst_state.
+    drill_running: bool = False
+    last_drill: DrillRun | None = None
+
+    @property
+    def drill_summary(self) -> str:
+        return drill_summary(self.last_drill, self.now)
 
     @property
     def worst_state(self) -> str:
@@ -168,7 +188,7 @@ def overview(now: datetime | None = None) -> Overview:
     return Overview(
         now=now,
         global_state=global_state,
-        other_states=[s for s in states if s.scope != GLOBAL_SCOPE],
+        other_states=[s for s in states if s.scope not in (GLOBAL_SCOPE, DRILL_SCOPE)],
         dependencies=sorted(
             (_tile(row, now) for row in DependencyStatus.objects.all()),
             key=lambda tile: (TILE_ORDER.get(tile.status, 1), tile.name),
@@ -183,7 +203,24 @@ def overview(now: datetime | None = None) -> Overview:
         ),
         trades_24h=bounded_count(Trade.objects.filter(executed_at__gte=since)),
         analyses_24h=bounded_count(Analysis.objects.filter(analyzed_at__gte=since)),
+        drill_running=any(s.scope == DRILL_SCOPE for s in states),
+        last_drill=DrillRun.objects.last_finished(),
     )
+
+
+def drill_summary(run: DrillRun | None, now: datetime) -> str:
+    """ "Last drill: passed 3 d ago, halt → alert in 2.4 s", or why there is no figure."""
+    if run is None:
+        return "No kill-switch drill has run yet."
+    ago = duration(max(0, int((now - (run.ended_at or run.started_at)).total_seconds())))
+    text = f"Last drill: {run.outcome} {ago} ago ({run.started_at:%Y-%m-%d %H:%M:%S} UTC)"
+    if run.halt_to_alert_seconds is not None:
+        return f"{text}, halt → alert in {run.halt_to_alert_seconds:.1f} s"
+    if run.failure:
+        return f"{text}, at {run.failure}"
+    alert = run.stage("alert_arrives")
+    # The skip's first clause ("DRILL_ALERTS is off"); the run's record has the rest.
+    return f"{text}; alert stages skipped: {alert['detail'].split(':')[0]}" if alert else text
 
 
 def _tile(row: DependencyStatus, now: datetime) -> DependencyTile:

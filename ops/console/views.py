@@ -18,12 +18,14 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from ops.alerts import silences
 from ops.alerts.silences import SILENCE
 from ops.console import grafana
 from ops.console.forms import CONFIRM_WORD, HaltForm, ResumeForm
 from ops.console.overview import Permissions, overview
+from ops.drill.tasks import console_drill
 from ops.trading import broker, service
 from ops.trading.errors import NotPermitted, TradingStateError
 from ops.trading.gate import TradingStateUnavailable, effective_state
@@ -240,6 +242,32 @@ def _error_summary(*forms) -> list[tuple[str, str]]:
                 label = f"{field.label}: " if name in ("reason", "scope") else ""
             found.extend((anchor, f"{label}{error}") for error in errors)
     return found
+
+
+@require_POST
+@console_view
+@needs("can_run_drill")
+def drill(request: HttpRequest) -> HttpResponse:
+    """Queue one kill-switch drill (it takes up to a few minutes, so it runs in the worker)."""
+    halted = service.halted_real_scopes()
+    if halted:
+        messages.error(
+            request, "Nothing started: " + service.NO_DRILL_DURING_INCIDENT.format(scopes=", ".join(halted))
+        )
+        return redirect("console")
+    try:
+        console_drill.delay(request.user.pk)
+    except BrokerUnavailable as exc:
+        messages.error(
+            request, f"Nothing started: the task queue cannot be reached ({exc}). Run manage.py drill."
+        )
+        return redirect("console")
+    messages.info(
+        request,
+        "Kill-switch drill started on strategy:__drill__ only (real trading is not touched); "
+        "its result shows under the controls when it ends. Reload to see it.",
+    )
+    return redirect("console")
 
 
 def _page(

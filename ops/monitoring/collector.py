@@ -10,18 +10,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Q
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ops.drill.models import DrillRun
 from ops.health.models import DependencyStatus, Health
 from ops.monitoring.metrics import COLLECTED
 from ops.monitoring.models import MetricCounter
 from ops.records.models import Side, Signal
 from ops.trading import broker
-from ops.trading.models import GLOBAL_SCOPE, SEVERITY, State, TradingState
+from ops.trading.models import DRILL_SCOPE, GLOBAL_SCOPE, SEVERITY, State, TradingState
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,9 @@ class DatabaseCollector(Collector):
 
         rows = TradingState.objects.filter(Q(scope=GLOBAL_SCOPE) | ~Q(state=State.ACTIVE))
         scopes = dict(rows.values_list("scope", "state"))
+        # The drill scope has its own gauge: in investiq_trading_state it would fire
+        # TradingScopeHalted, a real alert, at every drill.
+        drill_state = scopes.pop(DRILL_SCOPE, State.ACTIVE)
         global_state = scopes.get(GLOBAL_SCOPE, State.ACTIVE)
         halted = _family("investiq_trading_halted")
         halted.add_metric([], 1.0 if global_state == State.HALTED else 0.0)
@@ -82,6 +87,8 @@ class DatabaseCollector(Collector):
             if scope != GLOBAL_SCOPE:
                 per_scope.add_metric([scope], float(SEVERITY[state]))
         yield per_scope
+
+        yield from _drill_families(drill_state)
 
         pending = _family("investiq_broker_cancellations_pending")
         pending.add_metric([], float(broker.pending_count()))
@@ -106,3 +113,40 @@ class DatabaseCollector(Collector):
             last.add_metric([row.name], row.checked_at.timestamp())
             duration.add_metric([row.name], row.latency_ms / 1000)
         yield from (health, last, duration)
+
+
+def _drill_families(drill_state: str) -> Iterator[Metric]:
+    """The drill scope's halt, and the last drill's time and outcome.
+
+    The last-drill series exist only once a drill has ever run: a deployment that never
+    drills (drills are off by default) has nothing for KillSwitchDrillOverdue to fire on.
+    """
+    halted = _family("investiq_killswitch_drill_halted")
+    halted.add_metric([], 1.0 if drill_state == State.HALTED else 0.0)
+    yield halted
+    max_age = _family("investiq_killswitch_drill_max_age_seconds")
+    max_age.add_metric([], float(settings.DRILL_MAX_AGE_DAYS * 86400))
+    yield max_age
+    last = DrillRun.objects.last_finished()
+    families = {
+        name: _family(name)
+        for name in (
+            "investiq_killswitch_drill_last_run_timestamp_seconds",
+            "investiq_killswitch_drill_last_passed",
+            "investiq_killswitch_drill_last_success_timestamp_seconds",
+        )
+    }
+    if last is not None:
+        passed = DrillRun.objects.last_passed()
+        # Never passed: counted from the first drill, so a drill that has always failed
+        # still becomes overdue (besides KillSwitchDrillFailed).
+        since = passed.ended_at if passed else DrillRun.objects.order_by("started_at").first().started_at
+        families["investiq_killswitch_drill_last_run_timestamp_seconds"].add_metric(
+            [], (last.ended_at or last.started_at).timestamp()
+        )
+        families["investiq_killswitch_drill_last_passed"].add_metric(
+            [], 1.0 if last.outcome == "passed" else 0.0
+        )
+        families["investiq_killswitch_drill_last_success_timestamp_seconds"].add_metric([], since.timestamp())
+    # Declared (HELP and TYPE) even without a sample, so check_monitoring sees the contract.
+    yield from families.values()

@@ -102,6 +102,32 @@ COLLECTED = {
     ),
     "investiq_dependency_check_duration_seconds": ("gauge", "How long the last probe took.", ["name"]),
     "investiq_metrics_database_up": ("gauge", "1 if the last scrape could read the database.", []),
+    "investiq_killswitch_drill_halted": (
+        "gauge",
+        "1 while the kill-switch drill has its drill scope HALTED (during a drill), else 0.",
+        [],
+    ),
+    "investiq_killswitch_drill_max_age_seconds": (
+        "gauge",
+        "DRILL_MAX_AGE_DAYS in seconds: past this without a passed drill, KillSwitchDrillOverdue.",
+        [],
+    ),
+    "investiq_killswitch_drill_last_run_timestamp_seconds": (
+        "gauge",
+        "Unix time the last kill-switch drill ended; absent until a drill has run.",
+        [],
+    ),
+    "investiq_killswitch_drill_last_passed": (
+        "gauge",
+        "1 if the last kill-switch drill passed, 0 if it failed; absent until a drill has run.",
+        [],
+    ),
+    "investiq_killswitch_drill_last_success_timestamp_seconds": (
+        "gauge",
+        "Unix time the last passed drill ended (the first drill's start if none passed); "
+        "absent until a drill has run.",
+        [],
+    ),
 }
 
 PER_PROCESS = (REQUESTS, REQUEST_DURATION, ERRORS, ACTIVE_CONNECTIONS, ORDERS_DENIED)

@@ -38,6 +38,11 @@ def _registry() -> _Registry:
     return _Registry(REGISTRY, _database_collector)
 
 
+def exposition() -> bytes:
+    """What /metrics answers, without a request (the kill-switch drill reads it in-process)."""
+    return generate_latest(_registry())
+
+
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
@@ -53,4 +58,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
             )
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)

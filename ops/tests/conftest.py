@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -157,6 +158,16 @@ def celery_worker(queue: str) -> list[str]:
         "--without-heartbeat",
         "--loglevel=INFO",
     ]
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, postgres, redis_url, tmp_path):
+    """A real `celery worker` on Redis, against this run's test database."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    env = {"DATABASE_URL": database_url(), "CELERY_BROKER_URL": redis_url, "SECRET_KEY": "worker-test-key"}
+    worker = start_process(celery_worker(queue), env, tmp_path / "worker.log")
+    yield queue
+    stop_process(worker)
 
 
 class ApiTestClient(Client):

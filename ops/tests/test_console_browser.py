@@ -461,3 +461,54 @@ def test_axe_finds_no_serious_or_critical_violation(browser: Browser, live_serve
         )
     finally:
         context.close()
+
+
+@pytest.fixture
+def drill_in_the_request(settings):
+    """The console queues the drill for the worker; here it runs in the request (eager)."""
+    from investiq.celery import app
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+def test_a_supervisor_runs_a_kill_switch_drill_from_the_console(
+    page: Page, live_server, drill_in_the_request
+):
+    from ops.drill.models import DrillRun
+
+    make_user("bob", "ops_supervisor")
+    log_in(page, live_server, "bob")
+    drill = page.get_by_test_id("drill")
+    expect(drill.get_by_test_id("last-drill")).to_have_text("No kill-switch drill has run yet.")
+    drill.get_by_role("button", name="Run kill-switch drill").click()
+
+    expect(page.get_by_role("status", name="What happened")).to_contain_text("Kill-switch drill started")
+    page.reload()
+    expect(page.get_by_test_id("last-drill")).to_contain_text("Last drill: passed")
+    run = DrillRun.objects.get()
+    assert (run.outcome, run.started_by, run.origin) == ("passed", "bob", "web")
+    assert global_state() == State.ACTIVE
+    assert TradingState.objects.get(scope="strategy:__drill__").state == State.ACTIVE
+
+
+def test_a_viewer_has_no_drill_button_and_a_forged_drill_post_gets_403(page: Page, live_server):
+    from ops.drill.models import DrillRun
+
+    make_user("vera", "ops_viewer")
+    log_in(page, live_server, "vera")
+    drill = page.get_by_test_id("drill")
+    expect(drill.get_by_role("button", name="Run kill-switch drill")).to_have_count(0)
+    expect(drill.get_by_text("Running a drill needs the supervisor role.")).to_be_visible()
+
+    csrf = page.locator("input[name=csrfmiddlewaretoken]").first.input_value()
+    forged = page.request.post(
+        f"{live_server.url}/console/drill",
+        form={"csrfmiddlewaretoken": csrf},
+        headers={"Referer": f"{live_server.url}/", "Origin": live_server.url},
+        max_redirects=0,
+    )
+    assert forged.status == 403
+    assert not DrillRun.objects.exists()

@@ -267,6 +267,16 @@ def referenced_metrics(expr: str) -> set[str]:
 
 def test_prometheus_evaluates_every_panel_and_rule_against_the_live_app(stack):
     light_load(stack)
+    # The last-drill series have samples once a drill has run (a stock install that never
+    # drilled has none, so KillSwitchDrillOverdue cannot fire there): a passed drill's
+    # record, not a drill itself, whose brief halt a scrape could catch and alert on.
+    from django.utils import timezone
+
+    from ops.drill.models import DrillRun, Outcome
+
+    DrillRun.objects.create(
+        started_by="live-test", origin="test", outcome=Outcome.PASSED, ended_at=timezone.now()
+    )
 
     # Every metric a panel or rule reads is exported by the live app, Prometheus or
     # Alertmanager (histograms by their _bucket series).

@@ -121,7 +121,7 @@ def test_amtool_rejects_a_broken_alertmanager_config(tmp_path):
         (["severity=none", "alertname=SomethingNew"], "console"),
         (["alertname=SomethingNew"], "console"),  # no severity: still delivered
         # Drills and the chain's own checks never reach a person, whatever their severity.
-        (["severity=critical", "console_only=true", "alertname=KillSwitchDrill"], "console"),
+        (["severity=critical", "console_only=true", "alertname=KillSwitchDrillHalted"], "console"),
         (["severity=warning", "console_only=true", "alertname=MonitoringSelfCheck"], "console"),
         (["severity=none", "alertname=Watchdog"], "console-heartbeat"),
     ],

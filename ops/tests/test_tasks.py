@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 
 from ops.records.models import Trade
 from ops.tasks import record_trade_task
-from ops.tests.conftest import celery_worker, database_url, start_process, stop_process, trade_payload
+from ops.tests.conftest import trade_payload
 
 
 def test_the_task_body_records_a_trade(db):
@@ -52,16 +51,6 @@ def test_the_task_rejects_invalid_payloads(db):
     with pytest.raises(ApiError):
         record_trade_task.run(trade_payload(quantity="-1"))
     assert not Trade.objects.exists()
-
-
-@pytest.fixture
-def celery_worker_process(transactional_db, postgres, redis_url, tmp_path):
-    """A real `celery worker` on Redis, against this run's test database."""
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    env = {"DATABASE_URL": database_url(), "CELERY_BROKER_URL": redis_url, "SECRET_KEY": "worker-test-key"}
-    worker = start_process(celery_worker(queue), env, tmp_path / "worker.log")
-    yield queue
-    stop_process(worker)
 
 
 def test_a_real_worker_on_redis_runs_the_task_end_to_end(celery_worker_process):

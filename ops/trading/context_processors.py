@@ -1,4 +1,4 @@
-"""A banner on every staff page whenever any scope is not ACTIVE."""
+"""A banner on every staff page whenever any real scope is not ACTIVE (not the drill's)."""
 
 from __future__ import annotations
 
@@ -13,4 +13,4 @@ def trading_banner(request: HttpRequest) -> dict:
     if user is None or not (user.is_authenticated and user.is_staff):
         return {}
     # Lazy: the query runs only on pages that render the banner.
-    return {"trading_not_active": SimpleLazyObject(lambda: list(TradingState.objects.not_active()))}
+    return {"trading_not_active": SimpleLazyObject(lambda: list(TradingState.objects.real().not_active()))}

@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ops.guards import AppendOnly
+from ops.validators import DRILL_STRATEGY
 
 
 class State(models.TextChoices):
@@ -23,11 +24,18 @@ class State(models.TextChoices):
 SEVERITY = {State.ACTIVE: 0, State.REDUCING: 1, State.HALTED: 2}
 
 GLOBAL_SCOPE = "global"
+# The kill-switch drill's own scope (ops.drill): no real order can name its strategy
+# (ops.validators reserves it), so halting it stops nothing real.
+DRILL_SCOPE = f"strategy:{DRILL_STRATEGY}"
 
 
 class TradingStateQuerySet(models.QuerySet):
     def not_active(self) -> TradingStateQuerySet:
         return self.exclude(state=State.ACTIVE)
+
+    def real(self) -> TradingStateQuerySet:
+        """Every scope but the drill's own (its halt stops no real order)."""
+        return self.exclude(scope=DRILL_SCOPE)
 
     def for_scopes(self, scopes: list[str]) -> TradingStateQuerySet:
         return self.filter(scope__in=scopes)
@@ -53,6 +61,7 @@ class TradingState(models.Model):
             ("approve_resume", "Can approve another person's resume request"),
             ("book_fill", "Can book a fill that already happened at the broker, past the gate"),
             ("silence_alerts", "Can silence a firing alert in Alertmanager, or expire a silence"),
+            ("run_drill", "Can run the kill-switch drill (on the drill scope only)"),
         ]
         indexes = [models.Index(fields=["state"], name="tradingstate_state_idx")]
         constraints = [

@@ -13,6 +13,7 @@ VIEW = [
     "view_resumerequest",
     "view_fillbooking",
     "view_brokercancellation",
+    "view_drillrun",
     "view_alert",
     "view_silenceevent",
     "view_dependencystatus",
@@ -30,6 +31,7 @@ ROLES = {
         "approve_resume",
         "book_fill",
         "silence_alerts",
+        "run_drill",
     ],
 }
 CUSTOM = {
@@ -38,6 +40,7 @@ CUSTOM = {
     "approve_resume": "Can approve another person's resume request",
     "book_fill": "Can book a fill that already happened at the broker, past the gate",
     "silence_alerts": "Can silence a firing alert in Alertmanager, or expire a silence",
+    "run_drill": "Can run the kill-switch drill (on the drill scope only)",
 }
 
 

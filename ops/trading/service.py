@@ -47,6 +47,7 @@ from ops.trading.errors import (
     TwoPersonRuleRequired,
 )
 from ops.trading.models import (
+    DRILL_SCOPE,
     GLOBAL_SCOPE,
     SEVERITY,
     BrokerCancellation,
@@ -63,7 +64,13 @@ logger = logging.getLogger(__name__)
 
 HALT, RESUME, APPROVE = "halt_trading", "resume_trading", "approve_resume"
 BOOK_FILL = "book_fill"  # ops.trading.gate.book_fill: a broker fill past the gate
+RUN_DRILL = "run_drill"  # ops.drill: halt and resume the drill scope, nothing else
+DRILL_SOURCE = DRILL_ORIGIN = "drill"
 _SOURCE = re.compile(r"\A(manual|command|(rule|alert):[A-Za-z0-9_.:-]{1,80})\Z")
+DRILL_SCOPE_IS_THE_DRILLS = (
+    f"{DRILL_SCOPE} belongs to the kill-switch drill (manage.py drill): it is halted and "
+    "resumed only by a drill, and no real order can name it."
+)
 MAX_REASON = 2000
 APPROVAL_NEEDS_SESSION = (
     "Approving a resume needs a login session (the admin's Resume requests page): a name given "
@@ -155,6 +162,7 @@ def halt(
 ) -> TransitionResult:
     """Tighten `scope` to HALTED (default) or REDUCING. Any operator may."""
     scope, reason, source = _clean(scope, reason, source)
+    _not_the_drill_scope(scope)
     if to_state not in (State.HALTED, State.REDUCING):
         raise InvalidTransition(f"halt() goes to HALTED or REDUCING, not {to_state}.")
     if cancel_orders and scope != GLOBAL_SCOPE:
@@ -197,6 +205,7 @@ def resume(
             "Two-person resume is on: request_resume() by one supervisor, approve_resume() by another."
         )
     scope, reason, source = _clean(scope, reason, source)
+    _not_the_drill_scope(scope)
     actor.require(RESUME, "resume trading")
     with transaction.atomic():
         row = _locked(scope)
@@ -207,6 +216,7 @@ def resume(
 def request_resume(scope: str, *, reason: str, actor: Actor, to_state: str = State.ACTIVE) -> ResumeRequest:
     """First step of a two-person resume. The request expires after a setting's minutes."""
     scope, reason, _ = _clean(scope, reason, "manual")
+    _not_the_drill_scope(scope)
     actor.require(RESUME, "request a resume")
     if actor.user is None:
         raise NotPermitted("A resume request needs a person, not a system actor.")
@@ -283,6 +293,45 @@ def approve_resume(request_id: int, *, approver: Actor, source: str = "manual") 
         request.event = result.event
         request.save(update_fields=["event"])
     return result
+
+
+def drill_transition(to_state: str, *, reason: str, actor: Actor) -> TransitionResult:
+    """The drill's own halt (to HALTED) or resume (to ACTIVE) of the drill scope.
+
+    It takes no scope: the one it acts on is fixed here, so the single-person resume it
+    allows (a drill must end without waiting for a second supervisor) can never loosen
+    a real scope. Same lock, same audit event, same transaction as any transition, with
+    origin and source "drill". A halt refuses while any real scope is HALTED: an
+    incident is not the time for a drill.
+    """
+    if to_state not in (State.HALTED, State.ACTIVE):
+        raise InvalidTransition(f"A drill halts to HALTED or resumes to ACTIVE, not {to_state}.")
+    scope, reason, _ = _clean(DRILL_SCOPE, reason, "manual")
+    actor.require(RUN_DRILL, "run the kill-switch drill")
+    drill_actor = Actor(
+        name=actor.name, user=actor.user, system_permissions=actor.system_permissions, origin=DRILL_ORIGIN
+    )
+    with transaction.atomic():
+        if to_state == State.HALTED and (halted := halted_real_scopes()):
+            raise InvalidTransition(NO_DRILL_DURING_INCIDENT.format(scopes=", ".join(halted)))
+        row = _locked(scope)
+        return _apply(row, to_state, reason, drill_actor, DRILL_SOURCE)
+
+
+NO_DRILL_DURING_INCIDENT = (
+    "No drill while a real scope is HALTED ({scopes}): an incident is not the time for a drill."
+)
+
+
+def halted_real_scopes() -> list[str]:
+    """The HALTED scopes other than the drill's own, sorted."""
+    rows = TradingState.objects.real().filter(state=State.HALTED)
+    return sorted(rows.values_list("scope", flat=True))
+
+
+def _not_the_drill_scope(scope: str) -> None:
+    if scope == DRILL_SCOPE:
+        raise InvalidTransition(DRILL_SCOPE_IS_THE_DRILLS)
 
 
 def _clean(scope: str, reason: str, source: str) -> tuple[str, str, str]:
