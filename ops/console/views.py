@@ -46,6 +46,7 @@ NEEDS = {
     "can_resume": ("Resuming trading (or requesting a resume)", service.RESUME),
     "can_approve": ("Approving a resume request", service.APPROVE),
     "can_silence": ("Silencing an alert or expiring a silence", SILENCE),
+    "can_run_drill": ("Running the kill-switch drill", service.RUN_DRILL),
 }
 
 
