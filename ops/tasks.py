@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from ops.api.schemas import TradeForm
+from ops.api.schemas import TradeRequest
 from ops.drill.tasks import console_drill, scheduled_drill  # noqa: F401 - found by the worker
 from ops.health.tasks import probe_dependencies, prune_dependency_history  # noqa: F401 - found by the worker
 from ops.records.intake import TradeOrder
@@ -26,4 +26,4 @@ def record_trade_task(payload: dict) -> int | None:
 
     A refusal is logged and counted, not retried: it would be refused again.
     """
-    return gate.submit_reported_trade(TradeOrder.from_dict(TradeForm.validate(payload)))
+    return gate.submit_reported_trade(TradeOrder.from_dict(TradeRequest.validate(payload)))

@@ -19,55 +19,42 @@ from django.conf import settings
 from ops.alerts.models import AlertStatus
 from ops.alerts.views import DEFAULT_LIMIT, MAX_LIMIT
 from ops.api.models import Scope
-from ops.api.schemas import DECIMAL_TEXT, PRINTABLE_VALIDATOR
-from ops.records.models import MONEY, Side, Signal
+from ops.api.schemas import AnalysisRequest, RequestModel, TradeRequest, TradingStatusQuery
+from ops.records.models import Side, Signal
 from ops.trading.models import State
-from ops.validators import DRILL_STRATEGY, STRATEGY_PATTERN, SYMBOL_PATTERN
 
 JSON = "application/json"
 SECURITY_SCHEME = "bearerToken"
-
-
-def _ecma(pattern: str) -> str:
-    # Python's \A and \Z are "start/end of the whole string"; in ECMA-262 regexes (what
-    # JSON Schema uses) without the m flag, ^ and $ mean exactly that.
-    return pattern.replace(r"\A", "^").replace(r"\Z", "$")
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _nullable(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    # The API treats null in an optional field as "left out" (the default applies).
-    return {"oneOf": [schema, {"type": "null"}], "description": description}
-
-
-SYMBOL = {"type": "string", "pattern": _ecma(SYMBOL_PATTERN), "examples": ["AAPL", "BRK.B"]}
-STRATEGY = {
-    "type": "string",
-    "pattern": _ecma(STRATEGY_PATTERN),
-    # Reserved for the kill-switch drill's own scope: real orders naming it get a 400.
-    "not": {"const": DRILL_STRATEGY},
-    "examples": ["momentum"],
-}
-INTEGER_DIGITS = MONEY["max_digits"] - MONEY["decimal_places"]
-DECIMAL_STRING = {"type": "string", "pattern": _ecma(DECIMAL_TEXT.pattern)}
+# The response's fields validated on the way in are described as the request model does.
+SYMBOL = TradeRequest.model_json_schema()["properties"]["symbol"]
+STRATEGY = TradeRequest.model_json_schema()["properties"]["strategy"]["anyOf"][0]
 DATE_TIME = {"type": "string", "format": "date-time"}
 OUTPUT_DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]+$", "description": "A decimal as text."}
 
 
-def _money(description: str) -> dict[str, Any]:
-    return {
-        "description": (
-            f"{description} A JSON number or a decimal string, greater than 0, at most "
-            f"{INTEGER_DIGITS} digits before the point and {MONEY['decimal_places']} after it."
-        ),
-        "oneOf": [
-            {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10**INTEGER_DIGITS},
-            DECIMAL_STRING,
-        ],
-    }
+def _model(model: type[RequestModel]) -> dict[str, Any]:
+    """A request body's schema, as the model that validates it generates it."""
+    return model.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+def _query(model: type[RequestModel]) -> list[dict[str, Any]]:
+    """A query's parameters, from the model that validates them. Empty means left out:
+    clients build `?symbol=&strategy=` from blanks."""
+    properties = _model(model)["properties"]
+    parameters = []
+    for name, schema in properties.items():
+        choices = [part for part in schema.get("anyOf", [schema]) if part.get("type") != "null"]
+        parameter_schema = {"anyOf": [*choices, {"const": ""}]}
+        if name in model.defaults:
+            parameter_schema["default"] = model.defaults[name]
+        parameters.append({"name": name, "in": "query", "schema": parameter_schema})
+    return parameters
 
 
 def _schemas() -> dict[str, Any]:
@@ -123,26 +110,7 @@ def _schemas() -> dict[str, Any]:
                 {"type": "object", "properties": {"error": {"enum": ["trading_halted", "trading_reducing"]}}},
             ],
         },
-        "TradeRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["client_order_id", "symbol", "side", "quantity", "price"],
-            "properties": {
-                "client_order_id": {
-                    "type": "string",
-                    "pattern": _ecma(PRINTABLE_VALIDATOR.regex.pattern),
-                    "description": "The idempotency key: 1–64 printable ASCII characters, no spaces.",
-                },
-                "symbol": SYMBOL,
-                "side": {"enum": Side.values},
-                "quantity": _money("How many."),
-                "price": _money("Per unit."),
-                "strategy": _nullable(STRATEGY, "Default: default."),
-                "executed_at": _nullable(
-                    DATE_TIME, "With a UTC offset; from 2000-01-01 to one day ahead. Default: now."
-                ),
-            },
-        },
+        "TradeRequest": _model(TradeRequest),
         "Trade": {
             "type": "object",
             "required": [
@@ -178,24 +146,7 @@ def _schemas() -> dict[str, Any]:
                 },
             ]
         },
-        "AnalysisRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["symbol", "signal", "confidence", "model_version"],
-            "properties": {
-                "symbol": SYMBOL,
-                "signal": {"enum": Signal.values},
-                "confidence": {
-                    "description": "From 0 to 1; stored to four places.",
-                    "oneOf": [{"type": "number", "minimum": 0, "maximum": 1}, DECIMAL_STRING],
-                },
-                "model_version": {"type": "string", "pattern": _ecma(PRINTABLE_VALIDATOR.regex.pattern)},
-                "price": _nullable(_money("The price the model saw."), "Optional."),
-                "analyzed_at": _nullable(
-                    DATE_TIME, "With a UTC offset; from 2000-01-01 to one day ahead. Default: now."
-                ),
-            },
-        },
+        "AnalysisRequest": _model(AnalysisRequest),
         "Analysis": {
             "type": "object",
             "required": [
@@ -433,15 +384,7 @@ def _paths() -> dict[str, Any]:
                 "operationId": "getTradingStatus",
                 "summary": "The effective trading state for a strategy and symbol.",
                 "security": _scope(Scope.STATUS),
-                # Empty means left out: clients build `?symbol=&strategy=` from blanks.
-                "parameters": [
-                    {"name": "symbol", "in": "query", "schema": {"anyOf": [SYMBOL, {"const": ""}]}},
-                    {
-                        "name": "strategy",
-                        "in": "query",
-                        "schema": {"anyOf": [STRATEGY, {"const": ""}], "default": "default"},
-                    },
-                ],
+                "parameters": _query(TradingStatusQuery),
                 "responses": {
                     "200": _ok("The most restrictive of global, strategy and symbol.", _ref("TradingStatus")),
                     **_common(body=False, unavailable="TradingStateUnavailable"),

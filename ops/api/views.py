@@ -12,7 +12,7 @@ from ops.api.decorators import api_view
 from ops.api.errors import ApiError, error_response
 from ops.api.models import ApiClient, Scope
 from ops.api.parsing import read_json_object
-from ops.api.schemas import AnalysisForm, TradeForm, TradingStatusForm
+from ops.api.schemas import AnalysisRequest, TradeRequest, TradingStatusQuery
 from ops.records.intake import ConflictingOrder, TradeOrder, record_analysis
 from ops.records.models import Analysis, Trade
 from ops.trading.gate import TradeDenied, TradingStateUnavailable, effective_state, position_of, submit_trade
@@ -54,7 +54,7 @@ def analysis_json(analysis: Analysis) -> dict:
 
 @api_view("POST", scope=Scope.TRADES, unavailable="trading_state_unavailable", counts_refusals=True)
 def create_trade(request: HttpRequest, client: ApiClient) -> JsonResponse:
-    order = TradeOrder.from_dict(TradeForm.validate(read_json_object(request)))
+    order = TradeOrder.from_dict(TradeRequest.validate(read_json_object(request)))
     try:
         trade, created = submit_trade(order, api_client=client)
     except TradeDenied as exc:
@@ -81,7 +81,7 @@ def create_trade(request: HttpRequest, client: ApiClient) -> JsonResponse:
 
 @api_view("POST", scope=Scope.ANALYSES)
 def create_analysis(request: HttpRequest, client: ApiClient) -> JsonResponse:
-    data = AnalysisForm.validate(read_json_object(request))
+    data = AnalysisRequest.validate(read_json_object(request))
     analysis = record_analysis(data, api_client=client)
     return JsonResponse(analysis_json(analysis), status=201)
 
@@ -96,7 +96,7 @@ def trading_status(request: HttpRequest, client: ApiClient) -> JsonResponse:
             "Repeated parameters.",
             fields={key: ["Give this parameter once."] for key in repeated},
         )
-    params = TradingStatusForm.validate({key: value for key, value in request.GET.items() if value != ""})
+    params = TradingStatusQuery.validate({key: value for key, value in request.GET.items() if value != ""})
     symbol, strategy = params.get("symbol"), params.get("strategy", "default")
     try:
         effective = effective_state(symbol, strategy)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 
 import pytest
 import schemathesis
 from django.apps import apps
-from django.core.exceptions import ValidationError
 from django.db import connection
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
@@ -23,7 +23,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 
 from ops.api import openapi
 from ops.api.models import ApiClient, Scope
-from ops.api.schemas import PRINTABLE_VALIDATOR
+from ops.api.schemas import PRINTABLE_PATTERN
 from ops.tests.conftest import database_url
 from ops.tests.processes import NotReady, free_port, start_process, stop_process, wait_until_ready
 from ops.trading import service
@@ -153,11 +153,7 @@ def distinct_order_id(case) -> None:
     if case.operation.label != TRADES or not isinstance(body, dict):
         return
     order_id = body.get("client_order_id")
-    if not isinstance(order_id, str) or not 1 <= len(order_id) <= 64:
-        return
-    try:
-        PRINTABLE_VALIDATOR(order_id)
-    except ValidationError:
+    if not isinstance(order_id, str) or not re.match(PRINTABLE_PATTERN, order_id):
         return
     rest = json.dumps({k: v for k, v in body.items() if k != "client_order_id"}, sort_keys=True, default=str)
     body["client_order_id"] = hashlib.sha256(rest.encode()).hexdigest()[: len(order_id)]
