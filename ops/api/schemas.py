@@ -180,11 +180,23 @@ Strategy = Annotated[
     AfterValidator(_not_reserved),
 ]
 PrintableId = _text(PRINTABLE_PATTERN, PRINTABLE_MESSAGE)
-DateTime = Annotated[
-    datetime,
-    PlainValidator(_aware_datetime),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
-]
+
+
+class DateTimeSchema:
+    """JSON Schema cannot bound a date-time, and the server's window moves with the
+    clock: the document names whole years inside it (2001 to last year, from the day it
+    is served), so every time it allows the server takes, whatever the offset."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        years = "|".join(str(year) for year in range(EARLIEST.year + 1, timezone.now().year))
+        pattern = (
+            rf"^({years})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+            r"(\.[0-9]{3}|\.[0-9]{6})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$"
+        )
+        return {"type": "string", "format": "date-time", "pattern": pattern}
+
+
+DateTime = Annotated[datetime, PlainValidator(_aware_datetime), DateTimeSchema()]
 
 
 def positive_decimal_pattern_sqlite(whole: int, places: int, significant: int) -> str:
@@ -222,17 +234,20 @@ class MoneySchema:
                 f"{self.description} A JSON number or a decimal string, greater than 0, at most "
                 f"{WHOLE_DIGITS} digits before the point and {PLACES} after it.{note if sqlite else ''}"
             ),
-            "oneOf": [
-                # A JSON number with at most PLACES decimals is exactly a multiple of 10^-PLACES.
-                {
-                    "type": "number",
-                    "exclusiveMinimum": 0,
-                    "exclusiveMaximum": 10**WHOLE_DIGITS,
-                    "multipleOf": float(Decimal(1).scaleb(-PLACES)),
-                },
-                {"type": "string", "pattern": pattern},
-            ],
+            "oneOf": [*money_numbers(sqlite), {"type": "string", "pattern": pattern}],
         }
+
+
+def money_numbers(sqlite: bool) -> list[dict[str, Any]]:
+    """A money JSON number: with at most PLACES decimals it is exactly a multiple of
+    10^-PLACES. On SQLite, each power of ten beyond 10^(SIGNIFICANT - PLACES) leaves room
+    for one decimal fewer, so the document names each such range with its own step."""
+    unbounded = WHOLE_DIGITS if not sqlite else SQLITE_SIGNIFICANT_DIGITS - PLACES
+    ranges = [{"exclusiveMinimum": 0, "exclusiveMaximum": 10**unbounded, "multipleOf": 10.0**-PLACES}]
+    for power in range(unbounded, WHOLE_DIGITS):
+        step = 10.0 ** -(SQLITE_SIGNIFICANT_DIGITS - power - 1)
+        ranges.append({"minimum": 10**power, "exclusiveMaximum": 10 ** (power + 1), "multipleOf": step})
+    return [{"type": "number", **bounds} for bounds in ranges]
 
 
 def Money(description: str) -> Any:
@@ -251,6 +266,8 @@ def _four_places(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
 
 
+# From 0 to 1 in plain notation: 0.x, 1 with zeros after the point, and minus zero.
+CONFIDENCE_STRING_PATTERN = r"^(\+?(0+(\.[0-9]*)?|0*\.[0-9]+|0*1(\.0*)?)|-(0+(\.0*)?|0*\.0+))$"
 Confidence = Annotated[
     Decimal,
     BeforeValidator(_decimal_text),
@@ -261,7 +278,7 @@ Confidence = Annotated[
             "description": "From 0 to 1; stored to four places.",
             "oneOf": [
                 {"type": "number", "minimum": 0, "maximum": 1},
-                {"type": "string", "pattern": r"^\+?(0*(\.[0-9]*)?|0*1(\.0*)?|\.[0-9]+)$"},
+                {"type": "string", "pattern": CONFIDENCE_STRING_PATTERN},
             ],
         }
     ),
