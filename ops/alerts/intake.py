@@ -10,14 +10,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from django.db import transaction
 from django.utils import timezone
+from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from ops.alerts import heartbeat
 from ops.alerts.actions import act_on
 from ops.alerts.models import Alert, AlertStatus
+
+
+def ecma(pattern: str) -> str:
+    # Python's \\A and \\Z (whole string) are ^ and $ in JSON Schema's regexes.
+    return pattern.replace(r"\A", "^").replace(r"\Z", "$")
+
 
 FINGERPRINT = re.compile(r"\A[0-9a-fA-F]{1,64}\Z")
 # Go's zero time: what Alertmanager sends as endsAt while an alert still fires.
@@ -42,54 +50,7 @@ class IncomingAlert:
     generator_url: str
 
 
-def parse_notification(payload: dict[str, Any]) -> list[IncomingAlert]:
-    """The notification's alerts, or InvalidNotification naming every bad field."""
-    if payload.get("version") != "4":
-        raise InvalidNotification(
-            f'Only Alertmanager webhook payload version "4" is understood, not {payload.get("version")!r}.',
-            {"version": ['Must be "4".']},
-        )
-    alerts = payload.get("alerts")
-    if not isinstance(alerts, list):
-        raise InvalidNotification('"alerts" must be a list.', {"alerts": ["Must be a list."]})
-    errors: dict[str, list[str]] = {}
-    parsed = []
-    for index, item in enumerate(alerts):
-        prefix = f"alerts[{index}]"
-        if not isinstance(item, dict):
-            errors[prefix] = ["Must be an object."]
-            continue
-        found = _parse_alert(item, prefix, errors)
-        if found is not None:
-            parsed.append(found)
-    if errors:
-        raise InvalidNotification(f"Invalid alerts: {', '.join(sorted(errors))}; nothing was stored.", errors)
-    return parsed
-
-
-def _parse_alert(item: dict[str, Any], prefix: str, errors: dict[str, list[str]]) -> IncomingAlert | None:
-    before = len(errors)
-    fingerprint = item.get("fingerprint")
-    if not isinstance(fingerprint, str) or not FINGERPRINT.match(fingerprint):
-        errors[f"{prefix}.fingerprint"] = ["Must be 1–64 hexadecimal characters."]
-    status = item.get("status")
-    if status not in AlertStatus.values:
-        errors[f"{prefix}.status"] = ['Must be "firing" or "resolved".']
-    starts_at = _timestamp(item.get("startsAt"), f"{prefix}.startsAt", errors, required=True)
-    ends_at = _timestamp(item.get("endsAt"), f"{prefix}.endsAt", errors, required=False)
-    labels = _string_map(item.get("labels", {}), f"{prefix}.labels", errors)
-    annotations = _string_map(item.get("annotations", {}), f"{prefix}.annotations", errors)
-    generator_url = item.get("generatorURL", "")
-    if not isinstance(generator_url, str):
-        errors[f"{prefix}.generatorURL"] = ["Must be a string."]
-    if len(errors) > before:
-        return None
-    return IncomingAlert(
-        fingerprint.lower(), status, starts_at, ends_at, labels, annotations, generator_url[:2000]
-    )
-
-
-def _timestamp(value: Any, field: str, errors: dict[str, list[str]], *, required: bool) -> datetime | None:
+def _timestamp(value: Any, *, required: bool) -> datetime | None:
     if value in (None, "") and not required:
         return None
     try:
@@ -100,22 +61,141 @@ def _timestamp(value: Any, field: str, errors: dict[str, list[str]], *, required
             raise ValueError
         parsed = parsed.astimezone(UTC)
     except (ValueError, OverflowError):
-        errors[field] = ["Must be an RFC 3339 timestamp with an offset, e.g. 2026-11-27T14:30:00Z."]
-        return None
+        raise PydanticCustomError(
+            "timestamp", "Must be an RFC 3339 timestamp with an offset, e.g. 2026-11-27T14:30:00Z."
+        ) from None
     if parsed.year == ZERO_TIME_YEAR:
         if required:
-            errors[field] = ["Must be a real time, not the zero time."]
+            raise PydanticCustomError("zero_time", "Must be a real time, not the zero time.")
         return None
     return parsed
 
 
-def _string_map(value: Any, field: str, errors: dict[str, list[str]]) -> dict[str, str]:
+# JSON Schema cannot say "not Go's zero time once in UTC" or "no overflow when converted":
+# the document names the years 1000-8999, well inside what the server takes.
+TIMESTAMP = {"type": "string", "format": "date-time", "pattern": "^[1-8][0-9]{3}-"}
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def _string_map(value: Any) -> dict[str, str]:
     if not isinstance(value, dict) or not all(
         isinstance(key, str) and isinstance(item, str) for key, item in value.items()
     ):
-        errors[field] = ["Must be an object of strings."]
-        return {}
+        raise PydanticCustomError("string_map", "Must be an object of strings.")
     return value
+
+
+StringMap = Annotated[
+    dict[str, str],
+    PlainValidator(_string_map),
+    WithJsonSchema({"type": "object", "additionalProperties": {"type": "string"}}),
+]
+
+
+def _fingerprint(value: Any) -> str:
+    if not isinstance(value, str) or not FINGERPRINT.match(value):
+        raise PydanticCustomError("fingerprint", "Must be 1–64 hexadecimal characters.")
+    return value.lower()
+
+
+def _status(value: Any) -> str:
+    if value not in AlertStatus.values:
+        raise PydanticCustomError("status", 'Must be "firing" or "resolved".')
+    return value
+
+
+def _generator_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string", "Must be a string.")
+    return value[:2000]
+
+
+class AlertmanagerAlert(BaseModel):
+    """One alert of a notification; the document's schema is generated from it."""
+
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    fingerprint: Annotated[
+        str,
+        PlainValidator(_fingerprint),
+        WithJsonSchema({"type": "string", "pattern": ecma(FINGERPRINT.pattern)}),
+    ]
+    status: Annotated[str, PlainValidator(_status), WithJsonSchema({"enum": AlertStatus.values})]
+    startsAt: Annotated[
+        datetime,
+        PlainValidator(lambda value: _timestamp(value, required=True)),
+        WithJsonSchema({**TIMESTAMP, "description": "Not Go's zero time (0001-01-01T00:00:00Z)."}),
+    ]
+    endsAt: Annotated[
+        datetime | None,
+        PlainValidator(lambda value: _timestamp(value, required=False)),
+        WithJsonSchema(
+            {
+                "description": "Go's zero time, empty or null while the alert fires.",
+                "oneOf": [TIMESTAMP, {"enum": [ZERO_TIME, ""]}, {"type": "null"}],
+            }
+        ),
+    ] = None
+    labels: StringMap = {}
+    annotations: StringMap = {}
+    generatorURL: Annotated[str, PlainValidator(_generator_url), WithJsonSchema({"type": "string"})] = ""
+
+    def incoming(self) -> IncomingAlert:
+        return IncomingAlert(
+            self.fingerprint,
+            self.status,
+            self.startsAt,
+            self.endsAt,
+            self.labels,
+            self.annotations,
+            self.generatorURL,
+        )
+
+
+class AlertmanagerNotification(BaseModel):
+    """Alertmanager's webhook payload, version 4. Fields not listed here (status,
+    receiver, groupLabels, ...) are accepted and ignored. All or nothing: one bad alert
+    and none is stored."""
+
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    version: Literal["4"]
+    alerts: list[AlertmanagerAlert]
+
+
+def parse_notification(payload: dict[str, Any]) -> list[IncomingAlert]:
+    """The notification's alerts, or InvalidNotification naming every bad field."""
+    if payload.get("version") != "4":
+        raise InvalidNotification(
+            f'Only Alertmanager webhook payload version "4" is understood, not {payload.get("version")!r}.',
+            {"version": ['Must be "4".']},
+        )
+    if not isinstance(payload.get("alerts"), list):
+        raise InvalidNotification('"alerts" must be a list.', {"alerts": ["Must be a list."]})
+    try:
+        notification = AlertmanagerNotification.model_validate(payload)
+    except ValidationError as exc:
+        errors: dict[str, list[str]] = {}
+        for error in exc.errors(include_url=False):
+            _, index, *rest = error["loc"]
+            name = f"alerts[{index}]" + "".join(f".{part}" for part in rest)
+            if error["type"] == "model_type":
+                message = "Must be an object."
+            elif error["type"] == "missing" and rest and rest[0] in ("fingerprint", "status"):
+                # As before: a missing fingerprint or status is simply not a valid one.
+                message = {
+                    "fingerprint": "Must be 1–64 hexadecimal characters.",
+                    "status": 'Must be "firing" or "resolved".',
+                }[rest[0]]
+            elif error["type"] == "missing":
+                message = "Must be an RFC 3339 timestamp with an offset, e.g. 2026-11-27T14:30:00Z."
+            else:
+                message = error["msg"]
+            errors.setdefault(name, []).append(message)
+        raise InvalidNotification(
+            f"Invalid alerts: {', '.join(sorted(errors))}; nothing was stored.", errors
+        ) from None
+    return [alert.incoming() for alert in notification.alerts]
 
 
 # What a notification can change on an occurrence's row.

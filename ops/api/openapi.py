@@ -15,7 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from pydantic import BaseModel
 
+from ops.alerts.intake import AlertmanagerNotification
 from ops.alerts.models import AlertStatus
 from ops.alerts.views import DEFAULT_LIMIT, MAX_LIMIT
 from ops.api.models import Scope
@@ -41,6 +43,12 @@ OUTPUT_DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]+$", "descripti
 def _model(model: type[RequestModel]) -> dict[str, Any]:
     """A request body's schema, as the model that validates it generates it."""
     return model.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+def _model_and_parts(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's schema and those of the models inside it, each under its own name."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {**schema.pop("$defs", {}), model.__name__: schema}
 
 
 def _query(model: type[RequestModel]) -> list[dict[str, Any]]:
@@ -170,35 +178,7 @@ def _schemas() -> dict[str, Any]:
                 "created_at": DATE_TIME,
             },
         },
-        "AlertmanagerNotification": {
-            "type": "object",
-            "description": (
-                "Alertmanager's webhook payload, version 4. Fields not listed here (status, "
-                "receiver, groupLabels, ...) are accepted and ignored. All or nothing: one bad alert and "
-                "none is stored."
-            ),
-            "required": ["version", "alerts"],
-            "properties": {
-                "version": {"const": "4"},
-                "alerts": {"type": "array", "items": _ref("AlertmanagerAlert")},
-            },
-        },
-        "AlertmanagerAlert": {
-            "type": "object",
-            "required": ["fingerprint", "status", "startsAt"],
-            "properties": {
-                "fingerprint": {"type": "string", "pattern": "^[0-9a-fA-F]{1,64}$"},
-                "status": {"enum": AlertStatus.values},
-                "startsAt": {**DATE_TIME, "description": "Not Go's zero time (0001-01-01T00:00:00Z)."},
-                "endsAt": {
-                    "description": "Go's zero time, empty or null while the alert fires.",
-                    "oneOf": [DATE_TIME, {"const": ""}, {"type": "null"}],
-                },
-                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-                "generatorURL": {"type": "string"},
-            },
-        },
+        **_model_and_parts(AlertmanagerNotification),
         "Alert": {
             "type": "object",
             "required": [
