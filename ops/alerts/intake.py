@@ -23,7 +23,7 @@ from ops.alerts.models import Alert, AlertStatus
 
 
 def ecma(pattern: str) -> str:
-    # Python's \\A and \\Z (whole string) are ^ and $ in JSON Schema's regexes.
+    # Python's \A and \Z (whole string) are ^ and $ in JSON Schema's regexes.
     return pattern.replace(r"\A", "^").replace(r"\Z", "$")
 
 
