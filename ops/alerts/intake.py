@@ -77,18 +77,29 @@ TIMESTAMP = {"type": "string", "format": "date-time", "pattern": "^[1-8][0-9]{3}
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
+# Text Postgres can store (no NUL, no unpaired surrogate: its text and jsonb refuse both),
+# refused on every backend alike. Alertmanager never sends such text.
+STORABLE_TEXT = r"^[^\x00\ud800-\udfff]*$"
+_STORABLE_TEXT = re.compile(STORABLE_TEXT.replace("$", r"\Z"))
+TEXT = {"type": "string", "pattern": STORABLE_TEXT}
+
+
+def _storable(value: Any) -> bool:
+    return isinstance(value, str) and bool(_STORABLE_TEXT.match(value))
+
+
 def _string_map(value: Any) -> dict[str, str]:
     if not isinstance(value, dict) or not all(
-        isinstance(key, str) and isinstance(item, str) for key, item in value.items()
+        _storable(key) and _storable(item) for key, item in value.items()
     ):
-        raise PydanticCustomError("string_map", "Must be an object of strings.")
+        raise PydanticCustomError("string_map", "Must be an object of strings (without NUL characters).")
     return value
 
 
 StringMap = Annotated[
     dict[str, str],
     PlainValidator(_string_map),
-    WithJsonSchema({"type": "object", "additionalProperties": {"type": "string"}}),
+    WithJsonSchema({"type": "object", "propertyNames": TEXT, "additionalProperties": TEXT}),
 ]
 
 
@@ -105,8 +116,8 @@ def _status(value: Any) -> str:
 
 
 def _generator_url(value: Any) -> str:
-    if not isinstance(value, str):
-        raise PydanticCustomError("string", "Must be a string.")
+    if not _storable(value):
+        raise PydanticCustomError("string", "Must be a string (without NUL characters).")
     return value[:2000]
 
 
