@@ -1,13 +1,16 @@
 """The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json.
 
-Written by hand as data, so it reads as the contract (ARCHITECTURE.md, "HTTP contract")
-and not as a by-product of the views. It borrows from the code whatever would otherwise
-be a second copy that could drift: the symbol and strategy patterns, the choices, the
-body limit, the alert list's bounds. Two tests keep it true: ops/tests/test_openapi.py
-(the document is valid OpenAPI 3.1 and names exactly the URLconf's /api/v1 routes, their
-methods and scopes) and ops/tests/test_openapi_fuzz.py (schemathesis against a live
-gunicorn: no 5xx, every status, content type, header and body as documented, and
-nothing written by a rejected request).
+The request bodies and query parameters are generated from the pydantic models that
+validate them (ops/api/schemas.py, and ops/alerts/intake.py for Alertmanager's payload):
+one definition, no second copy to drift. The rest (responses, errors, paths) is written
+here as data, borrowing from the code whatever would otherwise be a copy: the choices,
+the body limit, the alert list's bounds. Built per call: it reads API_MAX_BODY_BYTES, the
+database in use (SQLite keeps fewer digits) and the date (the date-time window).
+
+Tests: ops/tests/test_openapi.py (valid OpenAPI 3.1, exactly the URLconf's /api/v1
+routes, methods and scopes), ops/tests/test_api_schemas.py (the decimal patterns allow
+exactly what the models accept) and ops/tests/test_openapi_fuzz.py (schemathesis with
+all its checks against a live gunicorn).
 """
 
 from __future__ import annotations
