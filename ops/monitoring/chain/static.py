@@ -14,6 +14,7 @@ from django.conf import settings
 from ops.monitoring.chain import FAIL, PASS, SKIP, WARN, Result
 from ops.monitoring.chain.files import (
     DASHBOARD,
+    BadExpression,
     BrokenFile,
     all_files,
     load,
@@ -110,15 +111,25 @@ def metrics_exported() -> Iterator[Result]:
         yield Result(check, FAIL, str(exc))
         return
     exported = exported_names()
-    missing = []
+    missing, unparsed = [], []
     for expression in expressions:
-        for name in sorted(metric_names(expression.expr)):
+        try:
+            names = metric_names(expression.expr)
+        except BadExpression as exc:
+            unparsed.append(f"{exc} ({expression.where})")
+            continue
+        for name in sorted(names):
             if name.startswith("investiq_") and name not in exported:
                 missing.append(f"{name} ({expression.where})")
             elif ":" in name and name not in recorded:
                 missing.append(f"{name}: no recording rule defines it ({expression.where})")
-    if missing:
-        yield Result(check, FAIL, "not exported: " + "; ".join(missing))
+    problems = [
+        f"{what}: " + "; ".join(items)
+        for what, items in (("PromQL does not parse", unparsed), ("not exported", missing))
+        if items
+    ]
+    if problems:
+        yield Result(check, FAIL, " | ".join(problems))
     else:
         yield Result(check, PASS, f"{len(expressions)} expressions")
 
