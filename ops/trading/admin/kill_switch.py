@@ -46,6 +46,21 @@ class HaltScopeForm(HaltForm):
             raise forms.ValidationError(str(exc)) from None
 
 
+def _halting(to_state: str):
+    """The call that halts or reduces a scope, made from a form's data."""
+
+    def make_call(data: dict):
+        return lambda actor, scope: service.halt(
+            scope,
+            reason=data["reason"],
+            actor=actor,
+            to_state=to_state,
+            cancel_orders=data.get("cancel_orders", False),  # ReasonForm has no such box
+        )
+
+    return make_call
+
+
 @admin.register(TradingState)
 class TradingStateAdmin(ReadOnlyAdmin):
     list_display = ("scope", "state", "since", "changed_by", "source", "reason")
@@ -61,49 +76,18 @@ class TradingStateAdmin(ReadOnlyAdmin):
         form = HaltScopeForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            ok = self._run(
-                request,
-                data["scope"],
-                lambda actor, scope: service.halt(
-                    scope,
-                    reason=data["reason"],
-                    actor=actor,
-                    to_state=data["state"],
-                    cancel_orders=data["cancel_orders"],
-                ),
-            )
-            if ok:
+            if self._run(request, data["scope"], _halting(data["state"])(data)):
                 return HttpResponseRedirect(reverse("admin:ops_tradingstate_changelist"))
         return self._page(request, form, "Halt or reduce a scope", "Apply", [], None, [])
 
     @admin.action(description="Halt selected scopes (no new trades)")
     def halt_selected(self, request: HttpRequest, queryset: QuerySet[TradingState]):
-        return self._ask(
-            request,
-            queryset,
-            "halt_selected",
-            HaltForm,
-            "Halt",
-            lambda data: (
-                lambda actor, scope: service.halt(
-                    scope, reason=data["reason"], actor=actor, cancel_orders=data["cancel_orders"]
-                )
-            ),
-        )
+        return self._ask(request, queryset, "halt_selected", HaltForm, "Halt", _halting(State.HALTED))
 
     @admin.action(description="Set selected scopes to reducing-only")
     def reduce_selected(self, request: HttpRequest, queryset: QuerySet[TradingState]):
         return self._ask(
-            request,
-            queryset,
-            "reduce_selected",
-            ReasonForm,
-            "Reduce only",
-            lambda data: (
-                lambda actor, scope: service.halt(
-                    scope, reason=data["reason"], actor=actor, to_state=State.REDUCING
-                )
-            ),
+            request, queryset, "reduce_selected", ReasonForm, "Reduce only", _halting(State.REDUCING)
         )
 
     @admin.action(description="Resume selected scopes (ACTIVE)")
