@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from ops.metrics import exported_names
 from ops.monitoring.chain import FAIL, PASS, SKIP, WARN, Result
 from ops.monitoring.chain.files import (
     DASHBOARD,
@@ -26,7 +27,6 @@ from ops.monitoring.chain.files import (
     rule_expressions,
     rule_files,
 )
-from ops.monitoring.metrics import exported_names
 
 SECRETS_DIR = "/run/secrets/"  # where compose mounts the token files
 
