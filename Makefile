@@ -46,6 +46,7 @@ test: export SECRET_KEY ?= insecure-test-only-key
 test: install test-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
 
 # promtool, amtool, prometheus, alertmanager for monitoring/'s tests and Chromium for the

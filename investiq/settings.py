@@ -1,7 +1,8 @@
 """InvestIQ Ops Console settings, read from the environment (see .env.example).
 
 Defaults are those of a laptop with nothing installed: SQLite and a file-system Celery
-broker. Production sets DATABASE_URL and REDIS_URL (compose.yaml does).
+broker. Production sets DATABASE_URL and REDIS_URL (compose.yaml does). Why each group is
+set as it is: docs/settings.md (the pointers below name its sections).
 """
 
 import os
@@ -20,10 +21,7 @@ VAR_DIR = Path(env.str("INVESTIQ_VAR_DIR", default=str(BASE_DIR / "var")))
 # Off unless asked for: a trading console must never leak tracebacks by accident.
 DEBUG = env.bool("DEBUG", default=False)
 
-# The embedded default is a laptop with nothing configured: no DATABASE_URL and no
-# SECRET_KEY. There a key is generated once and kept in var/, so `make run` and every
-# documented `manage.py` command work without exporting anything. Any deployment sets
-# SECRET_KEY (compose.yaml requires it), and then every production check applies.
+# No DATABASE_URL and no SECRET_KEY: a key is kept in var/ (docs/settings.md, "secret key").
 EMBEDDED_DEFAULT = not env.str("DATABASE_URL", default="") and not env.str("SECRET_KEY", default="")
 
 
@@ -36,9 +34,7 @@ def _local_secret_key(path: Path) -> str:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Written whole to a private temporary file, then linked into place: os.link fails
-    # if the key exists, so when web, worker and beat start at once the first key wins,
-    # and nobody ever reads a half-written one.
+    # Written whole, then linked: the first of several starting processes wins (docs/settings.md).
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as file:
@@ -86,10 +82,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
-# Request metrics wrap everything else, so they time and count the whole request.
-# METRICS_MIDDLEWARE=false exists for bench/metrics_overhead.py, which measures their cost.
-# django-prometheus's PrometheusBeforeMiddleware is left out on purpose: it records only
-# families that no dashboard reads (see DASHBOARD_FAMILIES in ops/monitoring/middleware.py).
+# Outermost, so they time the whole request; false only for bench (docs/settings.md, "Request metrics").
 if env.bool("METRICS_MIDDLEWARE", default=True):
     MIDDLEWARE = [
         "ops.monitoring.middleware.RejectUnknownMethods",
@@ -98,8 +91,7 @@ if env.bool("METRICS_MIDDLEWARE", default=True):
         "ops.monitoring.middleware.PrometheusAfterMiddleware",
     ]
 
-# django-axes last, innermost: it turns a login refused for a lockout into the lockout
-# page (429) after the login view has answered, and the request metrics see that 429.
+# django-axes innermost: its lockout 429 is seen by the request metrics.
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 
 ROOT_URLCONF = "investiq.urls"
@@ -132,93 +124,29 @@ DATABASES["default"]["ENGINE"] = (
     .replace("django.db.backends.", "django_prometheus.db.backends.")
 )
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Seconds a thread keeps its connection: SQLite (a file handle, not a server slot), and
-# Postgres without its pool (DB_POOL_SIZE=0). The pool below replaces it on Postgres.
+# Connection budget and pool: docs/settings.md, "Postgres: connection budget and pool".
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-# Postgres: the most connections one process (a gunicorn worker, runserver, a Celery
-# worker child, a shell command) ever holds, whatever its thread count. 0: no pool, one
-# persistent connection per thread as before issue 16 (benchmarks only: runserver's thread
-# per request then exhausts the server). See README "Database connections".
 DB_POOL_SIZE = env.int("DB_POOL_SIZE", default=4)
-# Of those, how many the trading engine's API traffic may never take (ops.api.admission):
-# they stay free for people (console, admin), Alertmanager's webhook and the kill switch.
-DB_POOL_RESERVE = env.int("DB_POOL_RESERVE", default=1)
-# Seconds a request waits for a connection (or an engine slot) before its 503. It is also
-# how long a request waits while the database refuses connections (the pool retries in
-# the background and tells no waiter), so it stays short.
+DB_POOL_RESERVE = env.int("DB_POOL_RESERVE", default=1)  # slots the engine's API traffic never takes
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=3.0)
-# The connection budget that ops.W005 checks: what the server admits to the app (Postgres
-# defaults: max_connections 100 less 3 superuser slots), and the connections
-# kept free for shells (manage.py trading, migrate, a person's psql).
 DB_MAX_CONNECTIONS = env.int("DB_MAX_CONNECTIONS", default=97)
 DB_SHELL_CONNECTIONS = env.int("DB_SHELL_CONNECTIONS", default=3)
 APP_HOSTS = env.int("APP_HOSTS", default=1)
-# A connection URL for `manage.py trading` only: a role allowed into the server's reserved
-# slots, so a halt from a shell gets in even when the server is full (README).
 KILLSWITCH_DATABASE_URL = env.str("KILLSWITCH_DATABASE_URL", default="")
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # web (several gunicorn workers), worker, beat and manage.py share one file, and every
-    # connection of every process is opened with these options (the test database too).
+    # One file shared by every process; each option's reason: docs/settings.md, "SQLite".
     _sqlite = DATABASES["default"].setdefault("OPTIONS", {})
-    # IMMEDIATE: a transaction takes the write lock at BEGIN, where SQLite waits its busy
-    # timeout. A deferred one that has read and then writes (the halt: read the state row,
-    # then update it) cannot wait there without risking a deadlock, so SQLite fails it at
-    # once with "database is locked" whatever the timeout. Writers now queue; that is the
-    # serialisation the kill switch's select_for_update stands for on Postgres.
     _sqlite.setdefault("transaction_mode", "IMMEDIATE")
-    # WAL: readers (the gate's state read, the console, /metrics) neither block nor wait
-    # for the one writer. journal_mode is stored in the file; synchronous is per connection.
-    # synchronous=FULL (SQLite's default, kept on purpose) syncs the WAL at every commit,
-    # so a halt or a trade that has been answered survives a power cut too (a laptop's
-    # likeliest crash). NORMAL is as safe against a crashed process but may lose the
-    # last commits to a power cut; it would cut the halt's p99 under eight saturating
-    # clients from ~1.2 s to ~0.1 s (docs/benchmarks.md, P4): durability wins here.
     _sqlite.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL")
-    # Seconds a writer waits for the lock. Below gunicorn's 30 s worker timeout, so a
-    # request stuck behind a long writer (seed_demo, a migration) gets a 503 instead of a
-    # killed worker; far above the halt's worst wait under load (P4: 1.5 s), so a halt
-    # does not give up on trading traffic.
     _sqlite.setdefault("timeout", 20)
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    # Tests use a file, not Django's in-memory default: an in-memory database dies with
-    # its last connection, so a test that disconnects the database (or a subprocess such
-    # as gunicorn or a Celery worker that needs the same data) cannot work with it.
     DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(VAR_DIR / "test-investiq.sqlite3"))
 else:
     _postgres = DATABASES["default"].setdefault("OPTIONS", {})
-    # libpq: seconds per address tried (whole seconds, at least 2).
+    # TCP guards for a vanished server: docs/settings.md, "Postgres: TCP guards".
     _postgres.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
-    # A server that vanishes from the network (a partition, a dead host, a failover whose
-    # old address goes silent: packets dropped, no reset) answers nothing: statement_timeout
-    # is the server's own timer and cannot end the wait, and libpq has no read timeout, so
-    # a request would hold its worker until gunicorn kills it (the kernel itself gives up
-    # only after ~15 minutes of retransmissions). These libpq parameters hand the wait to
-    # the kernel, which aborts the connection; the query fails with OperationalError (no
-    # SQLSTATE, "Connection timed out"), so the gate answers 503 trading_state_unavailable
-    # and the console its outage page, and CONN_HEALTH_CHECKS replaces the dead connection
-    # once the network is back. libpq ignores them on a Unix socket.
-    #
-    # tcp_user_timeout, in ms: data sent and not acknowledged for this long aborts the
-    # connection (TCP_USER_TIMEOUT). It never cuts a slow query short: the server's kernel
-    # acknowledges the query at once, and statement_timeout governs the rest. 10 s: the
-    # worst case of a request against a vanished host is this plus one connect_timeout for
-    # the reconnect (~13 s), well under gunicorn's 30 s worker timeout, so the client gets
-    # the 503 rather than a killed worker; and it outlasts the ~6 s that five successive
-    # retransmissions of one segment take (200 ms minimum RTO, doubling), so a lossy but
-    # live network keeps its connections. 0 leaves it to the kernel (the ~15 minutes).
     _tcp_user_timeout = env.int("DB_TCP_USER_TIMEOUT_MS", default=10_000)
     _postgres.setdefault("tcp_user_timeout", _tcp_user_timeout)
-    # Keepalives cover what tcp_user_timeout cannot see: nothing is unacknowledged while a
-    # request waits for a result, or while a pooled connection
-    # sits idle. After keepalives_idle seconds of silence the kernel sends a probe, then
-    # one every keepalives_interval seconds; keepalives_count probes lost and the
-    # connection is dead (5 + 3 x 5 = 20 s). On Linux a set tcp_user_timeout takes over
-    # that decision: the connection dies once it has been silent for tcp_user_timeout
-    # with a probe unanswered (~10 s with these defaults). So an idle pooled connection to
-    # a vanished host is closed before a request reuses it, and that request pays only the
-    # reconnect. A live server's kernel answers every probe, however busy the server: one
-    # small packet each way per idle connection every 5 s is the whole cost. libpq's own
-    # default is keepalives on with the kernel's timings: a first probe after 2 hours.
     _keepalives = env.bool("DB_KEEPALIVES", default=True)
     _keepalive_timings = {  # each variable named whole: .env.example's test reads them here
         "idle": env.int("DB_KEEPALIVES_IDLE", default=5),
@@ -227,42 +155,11 @@ else:
     }
     _postgres.setdefault("keepalives", int(_keepalives))
     for _name, _value in _keepalive_timings.items():
-        # 0 means the kernel's value. libpq documents 0 so, but passes it on to
-        # setsockopt(), which Linux refuses: every connection would fail with
-        # "setsockopt(TCP_KEEPIDLE) failed: Invalid argument". Unset, libpq leaves it alone.
+        # 0: the kernel's value, which libpq would pass to setsockopt() and fail.
         if _value:
             _postgres.setdefault(f"keepalives_{_name}", _value)
-    # The same guards on the server's end of each connection, set per session through
-    # the startup packet's `options`. An app host cut off in the middle of a transaction
-    # (a halt holding the trading state row FOR UPDATE, the link gone before COMMIT)
-    # leaves its backend "idle in transaction", holding the lock, and nothing on the
-    # server ever times that out by default: the backend waits for the client's next
-    # message until its kernel's keepalive gives up (Linux: first probe after 2 hours,
-    # then 9 probes 75 s apart). Meanwhile every other host's halt waits
-    # statement_timeout on the lock and fails: the kill switch is stuck. With these the
-    # server's kernel finds the client gone (Linux: once silent for tcp_user_timeout with
-    # a probe unanswered, so ~10 s after the client's last packet with the defaults) and
-    # aborts the socket; the backend's wait for the client fails, it exits, and its
-    # transaction rolls back, releasing the locks. Checked (Postgres 15, pg_settings and
-    # the documentation): all four are context "user", so any role may set them at
-    # connection time; the same units as libpq's (seconds, tcp_user_timeout in ms); 0
-    # means the operating system's default, and unlike libpq's 0 it connects (checked:
-    # "-c tcp_keepalives_count=0" connects and reads 9, the kernel's value), so the
-    # DB_* zeros pass through; on a Unix socket they are ignored and read as 0. Postgres
-    # always turns SO_KEEPALIVE on for TCP clients, so DB_KEEPALIVES=false can only
-    # leave the server's own timings (postgresql.conf, else the kernel's) alone.
-    #
-    # Not set: idle_in_transaction_session_timeout. It would add one case: a client whose
-    # host is alive but whose process stalls mid-transaction (its kernel answers the
-    # probes, so no TCP guard fires). The app's own processes are bounded there already: a
-    # transaction here is a few statements with no I/O between them (the broker call is an
-    # outbox task queued on commit), gunicorn kills a stuck worker and Celery's time_limit
-    # a stuck task, and a dead process's socket closes, which ends its backend at once.
-    # What remains is a person idling in `manage.py shell` inside transaction.atomic(), or
-    # a slow data migration: whether to end those is the database owner's policy (ALTER
-    # ROLE ... SET, or the URL's ?options=, which composes below). Checked: the whole suite
-    # passes with it at 10 s on its own connection; its tests that hold locks on purpose
-    # use plain psycopg connections, which never get these options.
+    # The same guards on the server's end, so a cut-off host's locks are released:
+    # docs/settings.md, "Postgres: the same guards on the server's end".
     _server_settings = {
         # A stuck query must not hold a gunicorn worker (or the trade gate) forever.
         "statement_timeout": env.int("DB_STATEMENT_TIMEOUT_MS", default=5000),
@@ -270,42 +167,22 @@ else:
     }
     if _keepalives:
         _server_settings |= {f"tcp_keepalives_{name}": value for name, value in _keepalive_timings.items()}
-    # Ours first, then any `options` of the URL's own (?options=-c%20...): the server
-    # applies the -c settings in order, so a setting named in both is the URL's.
+    # Ours first, so the URL's own ?options= win.
     _postgres["options"] = " ".join(
         [*(f"-c {name}={value}" for name, value in _server_settings.items()), _postgres.get("options", "")]
     ).strip()
     if DB_POOL_SIZE:
-        # psycopg_pool through Django (OPTIONS["pool"]): a connection goes back to the pool
-        # at the end of each request or task, so a process holds at most max_size, however
-        # many threads it runs; a request beyond them waits up to `timeout`, then gets a
-        # 503, and never turns into the server's "too many clients". The pool opens one
-        # connection at first use (a shell command needs no more) and grows on demand,
-        # unless DB_POOL_HOLD (gunicorn.conf.py sets it for threaded workers): then it
-        # opens them all at the worker's start and keeps them.
+        # At most DB_POOL_SIZE connections per process: docs/settings.md, "pool".
         _hold = env.bool("DB_POOL_HOLD", default=False)
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them
         _postgres["pool"] = {
             "min_size": DB_POOL_SIZE if _hold else 1,
             "max_size": DB_POOL_SIZE,
-            # A held connection is replaced every day rather than every hour (the pool's
-            # default): each replacement is a new connection that a full server refuses,
-            # and the pool then holds one fewer.
             "max_lifetime": 24 * 3600.0 if _hold else 3600.0,
             "timeout": DB_POOL_TIMEOUT,
-            # A failed connect is retried in the background with a doubling delay (1, 2, 4,
-            # ... s) until this many seconds have passed, and no other is tried meanwhile:
-            # after a long outage the pool would wait minutes to try again, answering 503
-            # long after the database is back. Given up this soon, the next request starts
-            # a fresh attempt: back within about this long after the database is.
             "reconnect_timeout": DB_POOL_TIMEOUT,
             "name": "investiq",
         }
-    # A known limit, left as it is: a Postgres that is frozen but whose host still runs
-    # (its processes SIGSTOPped, say). That host's kernel acknowledges every packet and
-    # probe, so no TCP guard fires, and statement_timeout is the frozen server's own
-    # timer: a query on an open connection waits until gunicorn kills the worker. (A
-    # frozen postmaster alone stalls only new connections, which connect_timeout ends.)
 
 # Per-process cache, wrapped by django-prometheus for the django_cache_* families.
 # Nothing shared lives in it: halts and health are in Postgres by design.
@@ -343,14 +220,7 @@ STORAGES = {
 LOGIN_URL = "admin:login"
 
 # --- Login throttling (django-axes) ----------------------------------------------------
-# These logins can halt and resume trading and book fills past the gate. After
-# LOGIN_FAILURE_LIMIT failed logins for one username, each within LOGIN_LOCKOUT_MINUTES of
-# the one before, every login as that name is refused (even with the right password)
-# until LOGIN_LOCKOUT_MINUTES after the last of them; a supervisor may release it sooner
-# (`manage.py login_lockouts release`). By username only, never by address: a trading
-# floor shares one NAT address, and locking it would lock out everyone who could halt.
-# The AxesStandaloneBackend refuses a locked name before any password is checked, and
-# counts against the name whatever the address or browser (ops/logins/).
+# By username only, never by address: docs/settings.md, "Login throttling".
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -358,26 +228,17 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
 _lockout_minutes = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
 if AXES_FAILURE_LIMIT < 1 or _lockout_minutes < 1:
-    # 0 would lock every name at once (axes compares failures >= limit), or never expire.
+    # 0 would lock every name at once, or never expire.
     raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_MINUTES must be at least 1.")
 AXES_COOLOFF_TIME = timedelta(minutes=_lockout_minutes)
 AXES_LOCKOUT_PARAMETERS = ["username"]
-# Attempts refused during a lockout do not extend it: it ends LOGIN_LOCKOUT_MINUTES after
-# the failure that caused it, so someone who keeps guessing cannot keep a person locked out
-# (the refused attempts check no password, so they guess nothing either).
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-# Our lockout page (times in UTC, what to do) and our admin (ops/logins/admin.py).
 AXES_LOCKOUT_CALLABLE = "ops.logins.lockouts.lockout_response"
 AXES_ENABLE_ADMIN = False
-# No start-up banner on every manage.py command; the lockout lines that matter are ours.
 AXES_VERBOSE = False
-# No row per successful login: nothing reads it, and it would only grow.
 AXES_DISABLE_ACCESS_LOG = True
 SILENCED_SYSTEM_CHECKS = [
-    # axes.W006 asks for ip_address among the lockout parameters, because a lockout keyed
-    # on (username, user agent) could be dodged by changing browsers. Ours is the username
-    # alone, counted over every address and browser (ops/tests/test_logins.py), and an
-    # address lockout would lock out a whole trading floor behind one NAT.
+    # Lockout by username over every address, on purpose (docs/settings.md).
     "axes.W006",
 ]
 
@@ -550,13 +411,9 @@ ALPACA_KEY_ID = env.str("ALPACA_KEY_ID", default="")
 ALPACA_SECRET_KEY = env.str("ALPACA_SECRET_KEY", default="")
 ALPACA_CONNECT_TIMEOUT = env.float("ALPACA_CONNECT_TIMEOUT", default=3.0)
 ALPACA_READ_TIMEOUT = env.float("ALPACA_READ_TIMEOUT", default=10.0)
-# Cancel-all-orders on a halt runs as a task (an outbox): tries before giving up as
-# FAILED, the first retry's wait (doubling each time), how long a row may sit pending
-# untouched before the beat sweep re-queues it, and how long the admin and the command
-# wait for the outcome before saying "pending, will be retried".
+# The cancel-all outbox: tries, backoff, stale sweep, wait (docs/settings.md, "Broker cancellations").
 BROKER_CANCEL_MAX_ATTEMPTS = env.int("BROKER_CANCEL_MAX_ATTEMPTS", default=6)
 BROKER_CANCEL_RETRY_BASE_SECONDS = env.float("BROKER_CANCEL_RETRY_BASE_SECONDS", default=2.0)
 BROKER_CANCEL_STALE_SECONDS = env.int("BROKER_CANCEL_STALE_SECONDS", default=180)
 BROKER_CANCEL_WAIT_SECONDS = env.float("BROKER_CANCEL_WAIT_SECONDS", default=5.0)
-# One try is one Alpaca call: connect + read timeouts, with room to record the outcome.
 BROKER_CANCEL_TASK_TIME_LIMIT = int(ALPACA_CONNECT_TIMEOUT + ALPACA_READ_TIMEOUT) + 15

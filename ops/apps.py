@@ -9,9 +9,10 @@ class OpsConfig(AppConfig):
         from axes.signals import user_locked_out
         from django.db.models.signals import post_migrate, pre_migrate
 
-        from ops import checks  # noqa: F401 - registers the system checks
+        # Imported for their effect: checks registers the system checks, metrics defines
+        # the metrics before any request.
+        from ops import checks, metrics  # noqa: F401
         from ops.logins.lockouts import log_lockout
-        from ops.monitoring import metrics  # noqa: F401 - defines the metrics before any request
 
         pre_migrate.connect(_before_migrate, sender=self, weak=False)
         # Again after every migrate and test-database flush: the roles must always exist,

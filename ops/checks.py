@@ -351,7 +351,7 @@ def killswitch_role_problem() -> str | None:
 def check_alert_actions(app_configs, **kwargs):
     import re
 
-    from ops.alerts.actions import parse_action
+    from ops.alerts.actions import NEVER_ACTED_ON, parse_action
 
     actions = settings.ALERT_ACTIONS
     if not isinstance(actions, dict):
@@ -367,6 +367,8 @@ def check_alert_actions(app_configs, **kwargs):
         try:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,79}", name):
                 raise ValueError(f"{name!r} is not an alert name (letters, digits, _; at most 80).")
+            if name in NEVER_ACTED_ON:
+                raise ValueError(f"{name} is never acted on: a drill or the heartbeat must not halt trading.")
             parse_action(action)
         except ValueError as exc:
             problems.append(

@@ -3,10 +3,11 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from ops.api.errors import ApiError
 from ops.api.schemas import TradeRequest
 from ops.drill.tasks import console_drill, scheduled_drill  # noqa: F401 - found by the worker
 from ops.health.tasks import probe_dependencies, prune_dependency_history  # noqa: F401 - found by the worker
-from ops.records.intake import TradeOrder
+from ops.records.intake import InvalidOrder, TradeOrder
 from ops.trading import gate
 from ops.trading.tasks import cancel_open_orders_task, sweep_broker_cancellations  # noqa: F401 - found by the worker
 
@@ -24,6 +25,12 @@ from ops.trading.tasks import cancel_open_orders_task, sweep_broker_cancellation
 def record_trade_task(payload: dict) -> int | None:
     """Record a trade reported asynchronously, through the pre-trade gate like the API.
 
-    A refusal is logged and counted, not retried: it would be refused again.
+    A refusal is logged and counted, not retried: it would be refused again. A payload
+    that does not validate raises InvalidOrder (not retried either).
     """
-    return gate.submit_reported_trade(TradeOrder.from_dict(TradeRequest.validate(payload)))
+    try:
+        data = TradeRequest.validate(payload)
+    except ApiError as exc:
+        # The task answers no HTTP request: the API's 400 becomes the order's own error.
+        raise InvalidOrder(exc.detail, exc.fields) from None
+    return gate.submit_reported_trade(TradeOrder.from_dict(data))

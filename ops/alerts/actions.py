@@ -12,7 +12,7 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
-from ops.alerts.models import Alert, AlertStatus
+from ops.alerts.models import CONSOLE_ONLY_LABEL, Alert, AlertStatus
 from ops.trading import service as kill_switch
 from ops.trading.errors import TradingStateError
 from ops.trading.models import State
@@ -36,11 +36,19 @@ def parse_action(text: object) -> tuple[str, str]:
         raise ValueError(f"{text!r}: {exc}") from None
 
 
+# Alerts ALERT_ACTIONS may not name (ops.E004): the drill's and the dead man's switch.
+NEVER_ACTED_ON = ("KillSwitchDrillHalted", "Watchdog")
+
+
 def act_on(alert: Alert) -> None:
     """Called with the alert's row locked, inside the transaction that stores it."""
     actions = settings.ALERT_ACTIONS if isinstance(settings.ALERT_ACTIONS, dict) else {}
     action = actions.get(alert.alertname)
     if action is None or alert.status != AlertStatus.FIRING or alert.action_taken_at is not None:
+        return
+    if alert.labels.get(CONSOLE_ONLY_LABEL) == "true":
+        # The drill's own alert: acting on it would turn a drill into a real halt.
+        logger.error("ALERT_ACTIONS[%r]: a console-only alert is never acted on", alert.alertname)
         return
     try:
         scope, state = parse_action(action)

@@ -9,6 +9,12 @@ from django.utils import timezone
 from ops.guards import AppendOnly
 from ops.trading.models import TradingEvent
 
+# Alerts that exist to prove the chain works (the kill-switch drill's) carry this label:
+# monitoring/alertmanager.yml sends them to the console only, never to a person, and the
+# console never silences them or acts on them (that would hide, or turn a drill into, a
+# real halt).
+CONSOLE_ONLY_LABEL = "console_only"
+
 
 class AlertStatus(models.TextChoices):
     FIRING = "firing", "Firing"

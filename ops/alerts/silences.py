@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from ops.alerts.models import Alert, AlertStatus, SilenceEvent
+from ops.alerts.models import CONSOLE_ONLY_LABEL, Alert, AlertStatus, SilenceEvent
 from ops.http import OutboundError, Timeout, request_json, request_text
 
 SILENCE = "silence_alerts"  # the permission (ops.trading.roles: operators, supervisors)
@@ -45,9 +45,6 @@ DURATION_LABELS = {
 MAX_REASON = 1000
 # Alertmanager's silence ids are UUIDs; anything else never reaches its URL.
 SILENCE_ID = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
-# Alerts that exist to prove the pipeline works (drills, the watchdog) say so with this
-# label; silencing them would hide exactly the failure they are there to show.
-CONSOLE_ONLY_LABEL = "console_only"
 
 
 class SilenceUnavailable(Exception):

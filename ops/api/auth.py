@@ -6,16 +6,9 @@ from django.http import HttpRequest
 
 from ops.api.errors import ApiError
 from ops.api.models import ApiClient
+from ops.bearer import bearer_token
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="investiq"'}
-
-
-def bearer_token(request: HttpRequest) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return token
 
 
 def require_token(request: HttpRequest) -> str:

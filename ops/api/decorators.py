@@ -16,7 +16,7 @@ from ops.api.admission import EngineSaturated, engine_slot
 from ops.api.auth import client_for, require_token
 from ops.api.errors import ApiError, error_response
 from ops.api.models import ApiClient, Scope
-from ops.monitoring.metrics import ORDERS_DENIED
+from ops.metrics import ORDERS_DENIED
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from ops.drill.models import DrillRun
 from ops.health.models import DependencyStatus, Health
-from ops.monitoring.metrics import COLLECTED
+from ops.metrics import COLLECTED
 from ops.monitoring.models import MetricCounter
 from ops.records.models import Side, Signal
 from ops.trading import broker

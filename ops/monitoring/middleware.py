@@ -9,7 +9,7 @@ import django_prometheus.middleware
 from django.http import HttpRequest, HttpResponse
 from django_prometheus.utils import Time, TimeSince
 
-from ops.monitoring.metrics import ACTIVE_CONNECTIONS, ERRORS, REQUEST_DURATION, REQUESTS, UNMATCHED_ROUTE
+from ops.metrics import ACTIVE_CONNECTIONS, ERRORS, REQUEST_DURATION, REQUESTS, UNMATCHED_ROUTE
 
 METRICS_ROUTE = "metrics"
 # The methods this service answers; anything else would be an unbounded label value.

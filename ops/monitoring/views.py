@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
-from ops.api.auth import bearer_token
+from ops.bearer import bearer_token
 from ops.monitoring.collector import DatabaseCollector
 
 _database_collector = DatabaseCollector()

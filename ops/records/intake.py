@@ -49,6 +49,16 @@ class TradeOrder:
         return cls(**{key: value for key, value in data.items() if key in names})
 
 
+class InvalidOrder(ValueError):
+    """An order whose fields do not validate (fields: name -> messages). Raised where no
+    HTTP request is answered (a Celery task); the API answers its own 400 instead."""
+
+    def __init__(self, detail: str, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.fields = fields or {}
+
+
 class ConflictingOrder(Exception):
     """The client_order_id is taken by a trade with other content."""
 

@@ -292,6 +292,16 @@ def test_a_mapped_alert_can_set_a_scope_to_reducing(alertmanager, broker_alert_h
     assert TradingState.objects.get(scope="symbol:TSLA").state == State.REDUCING
 
 
+def test_a_console_only_alert_is_never_acted_on_even_if_mapped(alertmanager, settings):
+    # ops.E004 refuses this mapping at start-up; act_on holds it anyway (the drill's alert
+    # must never turn a drill into a real halt).
+    settings.ALERT_ACTIONS = {"KillSwitchDrillHalted": "global:HALTED"}
+    alert = am_alert("KillSwitchDrillHalted")
+    alert["labels"]["console_only"] = "true"
+    deliver(alertmanager, alert)
+    assert global_state() == State.ACTIVE and not TradingEvent.objects.exists()
+
+
 def test_a_resolved_alert_never_resumes(alertmanager, broker_alert_halts):
     deliver(alertmanager, am_alert("BrokerUnreachable"))
     deliver(alertmanager, am_alert("BrokerUnreachable", status="resolved"))

@@ -83,6 +83,7 @@ def test_existing_clients_get_the_default_scopes_from_the_migration(transactiona
         ('{"BrokerUnreachable": "global:STOPPED"}', "HALTED or :REDUCING"),
         ('{"BrokerUnreachable": "everywhere:HALTED"}', "not a scope"),
         ('{"bad name!": "global:HALTED"}', "not an alert name"),
+        ('{"KillSwitchDrillHalted": "global:HALTED"}', "a drill or the heartbeat must not halt trading"),
         ('["global:HALTED"]', "not a JSON object"),
     ],
 )

@@ -73,6 +73,17 @@ def test_a_panel_reading_a_metric_the_app_does_not_export_fails(copy):
     assert "investiq_active_conections (panel 4 'Active Connections')" in report
 
 
+def test_a_panel_whose_promql_does_not_parse_fails_and_names_the_panel(copy):
+    edit(
+        copy / "grafana/dashboards/investiq-overview.json",
+        "sum(investiq_active_connections{",
+        "sum(investiq_active_connections{{",
+    )
+    report, ok = static()
+    assert not ok
+    assert "PromQL does not parse: " in report and "(panel 4 'Active Connections')" in report
+
+
 def test_an_alert_reading_an_undefined_recording_rule_fails(copy):
     edit(copy / "alert_rules.yml", "job:investiq_errors:rate5m", "job:investiq_errors:rate1m")
     report, ok = static()
@@ -131,6 +142,10 @@ def test_the_runtime_checks_name_what_is_down(copy, db):
             {"investiq_dependency_last_check_timestamp_seconds"},
         ),
         ("rate(x_total[$__rate_interval]) * 1e3", {"x_total"}),
+        # A name matched by label, not written before the braces; a regex match names none.
+        ('{__name__="investiq_up", job="x"} or {__name__=~"investiq_.*"}', {"investiq_up"}),
+        # Words that read like metrics but are a label value and a function's argument name.
+        ('label_replace(up, "dst", "investiq_x", "src", "(.*)")', {"up"}),
     ],
 )
 def test_metric_names_are_read_from_promql(expr, names):

@@ -9,6 +9,9 @@ name of a Django class we use.
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,3 +157,33 @@ def test_late_imports_are_found_where_they_are(tmp_path: Path, source: str, expe
     path = tmp_path / "module.py"
     path.write_text(source)
     assert late_imports(path) == expected
+
+
+def lint_imports(tree: Path) -> subprocess.CompletedProcess:
+    """import-linter on a copy of the project's packages and pyproject.toml."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run(
+        [str(lint), "--no-cache"], cwd=tree, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    ignore = shutil.ignore_patterns("__pycache__", "tests", "migrations")
+    for package in ("ops", "investiq"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=ignore)
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    return tmp_path
+
+
+def test_the_layer_contracts_hold_and_an_upward_import_breaks_them(tree: Path):
+    kept = lint_imports(tree)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert "0 broken" in kept.stdout
+    # The gate reaching up into the API, as it did before it took the client loosely typed.
+    gate = tree / "ops" / "trading" / "gate.py"
+    gate.write_text(gate.read_text() + "\nfrom ops.api.models import ApiClient  # noqa\n")
+    broken = lint_imports(tree)
+    assert broken.returncode != 0
+    assert "BROKEN" in broken.stdout
+    assert "ops.trading.gate -> ops.api.models" in broken.stdout

@@ -279,7 +279,7 @@ def test_a_stopped_alertmanager_shows_monitoring_silent_until_it_is_back(
         expect(chain).to_contain_text("Monitoring: connected, last heartbeat", timeout=60_000)
 
         stop_process(processes.pop("alertmanager"))
-        silent = page.get_by_role("alert").filter(has_text="MONITORING SILENT")
+        silent = page.get_by_test_id("monitoring-chain").filter(has_text="MONITORING SILENT")
         expect(silent).to_be_visible(timeout=wait_ms)
         # At the top of the page: above the global state.
         silent_box, state_box = silent.bounding_box(), page.get_by_test_id("global-state").bounding_box()

@@ -45,11 +45,14 @@ def test_the_task_under_reducing_records_only_what_shrinks_the_position(db):
     assert set(Trade.objects.values_list("client_order_id", flat=True)) == {"open", "less"}
 
 
-def test_the_task_rejects_invalid_payloads(db):
+def test_the_task_rejects_invalid_payloads_with_a_domain_error_not_the_http_one(db):
     from ops.api.errors import ApiError
+    from ops.records.intake import InvalidOrder
 
-    with pytest.raises(ApiError):
+    with pytest.raises(InvalidOrder) as raised:
         record_trade_task.run(trade_payload(quantity="-1"))
+    assert not isinstance(raised.value, ApiError)
+    assert set(raised.value.fields) == {"quantity"}
     assert not Trade.objects.exists()
 
 

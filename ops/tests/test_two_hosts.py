@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ops.api.models import ApiClient
 from ops.health.models import DependencyStatus, Health
-from ops.monitoring.metrics import COLLECTED
+from ops.metrics import COLLECTED
 from ops.tests.conftest import database_url, make_user, trade_payload
 from ops.tests.processes import NotReady, free_port, log_in, start_process, stop_process, wait_until_ready
 from ops.trading import service

@@ -14,11 +14,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Model
 from django.utils import timezone
 
-from ops.api.models import ApiClient
-from ops.monitoring.metrics import ORDERS_DENIED
+from ops.metrics import ORDERS_DENIED
 from ops.records.intake import ConflictingOrder, TradeOrder, lock_position, retry_result
 from ops.records.models import Position, Side, Trade
 from ops.trading.errors import InvalidTransition
@@ -114,8 +113,9 @@ def check(effective: Effective, order: TradeOrder, position: Decimal) -> None:
         )
 
 
-def submit_trade(order: TradeOrder, api_client: ApiClient | None = None) -> tuple[Trade, bool]:
-    """Gate and record one order from the trading engine. Raises TradeDenied,
+def submit_trade(order: TradeOrder, api_client: Model | None = None) -> tuple[Trade, bool]:
+    """Gate and record one order from the trading engine (api_client: the ApiClient that
+    sent it, typed loosely because trading sits below the API). Raises TradeDenied,
     TradingStateUnavailable or ConflictingOrder.
 
     On Postgres the whole gate is one statement (ops_submit_trade(), migration 0012):
@@ -149,7 +149,7 @@ SUBMIT_SQL = "SELECT * FROM ops_submit_trade(%s, %s, %s, %s, %s, %s, %s, %s, %s,
 TRADE_COLUMNS = 6  # ops_submit_trade()'s columns before the trade's own
 
 
-def _submit_in_one_statement(order: TradeOrder, api_client: ApiClient | None) -> tuple[Trade, bool]:
+def _submit_in_one_statement(order: TradeOrder, api_client: Model | None) -> tuple[Trade, bool]:
     """submit_trade() on Postgres: lock, state read, rule, insert and position move in
     one call, the same steps in the same order as the ORM path."""
     now = timezone.now()
@@ -256,7 +256,7 @@ def book_fill(order: TradeOrder, *, actor: Actor, reason: str) -> tuple[Trade, b
     return trade, created
 
 
-def _insert(order: TradeOrder, api_client: ApiClient | None, position: Position) -> tuple[Trade, bool]:
+def _insert(order: TradeOrder, api_client: Model | None, position: Position) -> tuple[Trade, bool]:
     """Insert the trade and move its position, under the position lock the gate holds."""
     try:
         # The savepoint keeps the caller's transaction usable if the insert collides.

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import promql_parser
 import yaml
 from django.conf import settings
 
@@ -99,26 +100,36 @@ def panel_expressions() -> Iterator[Expression]:
 
 # --- metric names in PromQL ----------------------------------------------------------
 
-_STRINGS = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
-_MATCHERS = re.compile(r"\{[^}]*\}")
-_RANGES = re.compile(r"\[[^\]]*\]")
-_LABEL_LISTS = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
-_IDENTIFIER = re.compile(r"(?<![\w:$.])([a-zA-Z_:][a-zA-Z0-9_:]*)(?![\w:])(\s*\()?")
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "inf", "nan"}
-_KEYWORDS |= {"group_left", "group_right", "atan2", "start", "end"}
+# Grafana's interval variables ($__rate_interval, ${window}) stand where PromQL wants a
+# duration; any duration parses the same, so they are replaced before parsing.
+_GRAFANA_DURATION = re.compile(r"\[[^\]]*\$[^\]]*\]")
+_GRAFANA_VARIABLE = re.compile(r"\$(?:\{\w+(?::\w+)?\}|\w+)")
+
+
+class BadExpression(ValueError):
+    """A PromQL expression the parser refuses; the message is the parser's."""
 
 
 def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (functions, labels and keywords
-    removed). Small on purpose: our expressions, not the whole language."""
-    text = _STRINGS.sub('""', expr)
-    text = _MATCHERS.sub("", text)
-    text = _RANGES.sub("", text)
-    text = _LABEL_LISTS.sub("", text)
-    names = set()
-    for match in _IDENTIFIER.finditer(text):
-        name, call = match.group(1), match.group(2)
-        if call or name.lower() in _KEYWORDS:
-            continue
-        names.add(name)
+    """The metric names a PromQL expression selects: the names of its vector selectors
+    (`foo{job="x"}`) and the `__name__` they match for equality (`{__name__="foo"}`),
+    read from the AST of the PromQL parser, so functions, label names, keywords and
+    strings are never mistaken for metrics."""
+    text = _GRAFANA_DURATION.sub(lambda m: _GRAFANA_VARIABLE.sub("5m", m.group(0)), expr)
+    try:
+        tree = promql_parser.parse(text)
+    except ValueError as exc:
+        raise BadExpression(str(exc)) from None
+    names: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            if node.name:
+                names.add(node.name)
+            groups = [node.matchers.matchers, *node.matchers.or_matchers]  # {a="x" or b="y"}
+            for matcher in (matcher for group in groups for matcher in group):
+                if matcher.name == "__name__" and matcher.op == promql_parser.MatchOp.Equal:
+                    names.add(matcher.value)
+
+    promql_parser.walk(tree, pre_visit=visit)
     return names

@@ -15,9 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from ops.alerts.heartbeat import NOT_CONNECTED, chain_state
 from ops.health.models import DependencyStatus
 from ops.http import OutboundError, Timeout, request_json, request_text
+from ops.metrics import COLLECTED, PER_PROCESS
 from ops.monitoring.chain import FAIL, PASS, SKIP, WARN, Result
 from ops.monitoring.chain.files import BrokenFile, load, rule_files
-from ops.monitoring.metrics import COLLECTED, PER_PROCESS
 
 TIMEOUT = Timeout(2.0, 5.0)
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 from django.conf import settings
 
+from ops.metrics import exported_names
 from ops.monitoring.chain import FAIL, PASS, SKIP, WARN, Result
 from ops.monitoring.chain.files import (
     DASHBOARD,
+    BadExpression,
     BrokenFile,
     all_files,
     load,
@@ -25,7 +27,6 @@ from ops.monitoring.chain.files import (
     rule_expressions,
     rule_files,
 )
-from ops.monitoring.metrics import exported_names
 
 SECRETS_DIR = "/run/secrets/"  # where compose mounts the token files
 
@@ -110,15 +111,25 @@ def metrics_exported() -> Iterator[Result]:
         yield Result(check, FAIL, str(exc))
         return
     exported = exported_names()
-    missing = []
+    missing, unparsed = [], []
     for expression in expressions:
-        for name in sorted(metric_names(expression.expr)):
+        try:
+            names = metric_names(expression.expr)
+        except BadExpression as exc:
+            unparsed.append(f"{exc} ({expression.where})")
+            continue
+        for name in sorted(names):
             if name.startswith("investiq_") and name not in exported:
                 missing.append(f"{name} ({expression.where})")
             elif ":" in name and name not in recorded:
                 missing.append(f"{name}: no recording rule defines it ({expression.where})")
-    if missing:
-        yield Result(check, FAIL, "not exported: " + "; ".join(missing))
+    problems = [
+        f"{what}: " + "; ".join(items)
+        for what, items in (("PromQL does not parse", unparsed), ("not exported", missing))
+        if items
+    ]
+    if problems:
+        yield Result(check, FAIL, " | ".join(problems))
     else:
         yield Result(check, PASS, f"{len(expressions)} expressions")
 
