@@ -203,14 +203,18 @@ def _start(started_by: str, origin: str) -> DrillRun:
 
 
 def _halt(drill: Drill) -> StageResult:
-    result = service.drill_transition(
-        State.HALTED, reason=f"kill-switch drill #{drill.run.pk}", actor=drill.actor
-    )
+    stage = _transition(drill, State.HALTED, f"kill-switch drill #{drill.run.pk}")
     # Committed when drill_transition returns: from here every gate read sees HALTED.
     drill.halted_at = timezone.now()
+    return stage
+
+
+def _transition(drill: Drill, to_state: str, reason: str) -> StageResult:
+    """The drill scope to `to_state` through the kill switch's own drill_transition."""
+    result = service.drill_transition(to_state, reason=reason, actor=drill.actor)
     event = result.event
     return StageResult(
-        f"{DRILL_SCOPE} HALTED (event #{event.pk})" if event else f"{DRILL_SCOPE} was already HALTED",
+        f"{DRILL_SCOPE} {to_state} (event #{event.pk})" if event else f"{DRILL_SCOPE} was already {to_state}",
         {"event_id": event.pk if event else None, "state": result.state.state},
     )
 
@@ -325,15 +329,9 @@ def _alert_arrives(drill: Drill, until: float) -> StageResult:
 
 
 def _resume(drill: Drill) -> StageResult:
-    result = service.drill_transition(
-        State.ACTIVE, reason=f"end of kill-switch drill #{drill.run.pk}", actor=drill.actor
-    )
+    stage = _transition(drill, State.ACTIVE, f"end of kill-switch drill #{drill.run.pk}")
     drill.resumed_at = timezone.now()
-    event = result.event
-    return StageResult(
-        f"{DRILL_SCOPE} ACTIVE (event #{event.pk})" if event else f"{DRILL_SCOPE} was already ACTIVE",
-        {"event_id": event.pk if event else None, "state": result.state.state},
-    )
+    return stage
 
 
 def _alert_resolves(drill: Drill, until: float) -> StageResult:
