@@ -3,6 +3,9 @@
 A drill acts on the drill scope alone (ops.trading.models.DRILL_SCOPE, whose strategy no
 real order may carry), through the real parts:
 
+  recover           only when an earlier drill died mid-run and left the drill scope HALTED:
+                    resume it and (with DRILL_ALERTS) wait for its alert to resolve, so this
+                    run's halt raises an alert of its own
   halt              the real kill-switch service halts the drill scope (audited, origin "drill")
   gate_refuses      a synthetic order for that scope goes through the real gate: refused (423)
   metric_shows_halt /metrics says investiq_killswitch_drill_halted 1
@@ -142,7 +145,12 @@ def run_drill(*, actor: service.Actor, started_by: str, origin: str) -> DrillRun
             ("gate_refuses", halt_deadline, lambda until: _gate_refuses()),
             ("metric_shows_halt", halt_deadline, lambda until: _metric_shows(1, until)),
         ]
-        if drill.stage("halt", halt_deadline, lambda until: _halt(drill)):
+        if _left_halted():
+            drill.stage("recover", alert_deadline, lambda until: _recover(drill, until))
+        if drill.failed:
+            for name in ("halt", *(name for name, _, _ in steps)):
+                drill.skip(name, "the drill scope could not be recovered")
+        elif drill.stage("halt", halt_deadline, lambda until: _halt(drill)):
             for name, deadline, body in steps:
                 if drill.failed:
                     drill.skip(name, "an earlier stage failed")
@@ -200,6 +208,33 @@ def _start(started_by: str, origin: str) -> DrillRun:
         if running is not None:
             raise DrillRefused(f"Another drill is running (started {running.started_at:%H:%M:%S} UTC).")
         return DrillRun.objects.create(started_by=started_by, origin=origin)
+
+
+def _left_halted() -> bool:
+    # _start let this run begin, so no live drill holds the scope: a dead one left it so.
+    return TradingState.objects.filter(scope=DRILL_SCOPE).exclude(state=State.ACTIVE).exists()
+
+
+def _recover(drill: Drill, until: float) -> StageResult:
+    """Resume the drill scope an interrupted drill left HALTED. With DRILL_ALERTS, also
+    wait for the old KillSwitchDrillHalted to resolve at the webhook: while it still
+    fires, this run's halt would raise no alert of its own and alert_arrives would fail
+    (and page) for a drill that found the chain working."""
+    resumed = _transition(
+        drill, State.ACTIVE, f"kill-switch drill #{drill.run.pk}: recovering from an interrupted drill"
+    )
+    if not settings.DRILL_ALERTS:
+        return resumed
+    while Alert.objects.filter(alertname=DRILL_ALERT, status=AlertStatus.FIRING).exists():
+        if time.monotonic() >= until:
+            raise StageFailed(
+                f"the interrupted drill's {DRILL_ALERT} did not resolve within "
+                f"{settings.DRILL_ALERT_TIMEOUT_SECONDS:g} s of the resume: "
+                f"{diagnosis.why_not_resolved(DRILL_ALERT)}",
+                resumed.observed,
+            )
+        time.sleep(POLL_SECONDS)
+    return StageResult(f"{resumed.detail}; its {DRILL_ALERT} resolved", resumed.observed)
 
 
 def _halt(drill: Drill) -> StageResult:

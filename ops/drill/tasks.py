@@ -13,8 +13,14 @@ from ops.trading import service
 
 logger = logging.getLogger(__name__)
 
-# Two alert waits plus the short stages, with room to store the run.
-TIME_LIMIT = int(2 * settings.DRILL_ALERT_TIMEOUT_SECONDS + 6 * settings.DRILL_STAGE_TIMEOUT_SECONDS) + 30
+ALERT_WAIT, STAGE = settings.DRILL_ALERT_TIMEOUT_SECONDS, settings.DRILL_STAGE_TIMEOUT_SECONDS
+# Every stage to its deadline: three alert waits (recover, arrive, resolve) and the short
+# stages, with room to store the run.
+SOFT_TIME_LIMIT = int(3 * ALERT_WAIT + 6 * STAGE) + 30
+# The soft limit fails the stage it interrupts; the resume and the wait for its alert
+# still run after it. The hard limit leaves them that time: a worker killed before the
+# resume leaves the drill scope HALTED until the next drill recovers it.
+TIME_LIMIT = SOFT_TIME_LIMIT + int(ALERT_WAIT + 2 * STAGE) + 15
 
 
 def scheduled() -> int | None:
@@ -37,11 +43,11 @@ def started_from_console(user_id: int) -> int | None:
         return None
 
 
-@shared_task(time_limit=TIME_LIMIT, soft_time_limit=TIME_LIMIT - 10)
+@shared_task(time_limit=TIME_LIMIT, soft_time_limit=SOFT_TIME_LIMIT)
 def scheduled_drill() -> int | None:
     return scheduled()
 
 
-@shared_task(time_limit=TIME_LIMIT, soft_time_limit=TIME_LIMIT - 10)
+@shared_task(time_limit=TIME_LIMIT, soft_time_limit=SOFT_TIME_LIMIT)
 def console_drill(user_id: int) -> int | None:
     return started_from_console(user_id)

@@ -11,15 +11,20 @@ import csv
 import io
 import json
 import threading
+import time
 import unittest.mock
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
 from django.test import Client
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from ops.alerts.models import Alert, AlertStatus
 from ops.api.models import ApiClient
 from ops.drill import service as drill_service
 from ops.drill.models import DrillRun, Outcome
@@ -130,6 +135,90 @@ def test_an_unexpected_error_in_a_stage_is_a_failed_stage_not_a_passed_drill(db,
     assert run.outcome == Outcome.FAILED
     assert outcomes(run.as_json())["resume"] == "passed"
     assert TradingState.objects.get(scope=DRILL_SCOPE).state == State.ACTIVE
+
+
+def interrupted_drill() -> None:
+    """What a drill killed after its halt leaves: the drill scope HALTED, its run "running"
+    (long enough ago to count as dead) and, where monitoring runs, its alert firing."""
+    actor = drill_actor()
+    service.drill_transition(State.HALTED, reason="kill-switch drill #0", actor=actor)
+    DrillRun.objects.create(
+        started_by=actor.name,
+        origin="beat",
+        started_at=timezone.now() - timedelta(seconds=drill_service.STALE_RUN_SECONDS + 60),
+    )
+    Alert.objects.create(
+        fingerprint="d1",
+        starts_at=timezone.now(),
+        status=AlertStatus.FIRING,
+        alertname=drill_service.DRILL_ALERT,
+    )
+
+
+def test_a_drill_recovers_the_scope_an_interrupted_drill_left_halted(db):
+    interrupted_drill()
+
+    record = drill_json()
+
+    assert record["outcome"] == "passed"
+    assert [stage["name"] for stage in record["stages"]] == ["recover", *STAGES]
+    assert outcomes(record)["recover"] == "passed"
+    assert TradingState.objects.get(scope=DRILL_SCOPE).state == State.ACTIVE
+    events = TradingEvent.objects.for_scope(DRILL_SCOPE).order_by("id")
+    assert [e.to_state for e in events] == [State.HALTED, State.ACTIVE, State.HALTED, State.ACTIVE]
+    assert "recovering from an interrupted drill" in events[1].reason
+
+
+def polls_resolving_the_old_alert_after(polls: int):
+    """time for the drill's module whose sleep() resolves the stored drill alert at the
+    given poll, as Alertmanager's resolved notification would (no thread, no real wait)."""
+    count = 0
+
+    def sleep(seconds: float) -> None:
+        nonlocal count
+        count += 1
+        if count == polls:
+            Alert.objects.filter(alertname=drill_service.DRILL_ALERT).update(status=AlertStatus.RESOLVED)
+
+    return SimpleNamespace(monotonic=time.monotonic, sleep=sleep, time_ns=time.time_ns)
+
+
+def test_with_monitoring_the_recovery_waits_for_the_old_alert_to_resolve(db, settings, monkeypatch):
+    settings.DRILL_ALERTS = True
+    interrupted_drill()
+    monkeypatch.setattr(drill_service, "time", polls_resolving_the_old_alert_after(3))
+    drill = drill_service.Drill(
+        run=DrillRun.objects.create(started_by="t", origin="test"), actor=drill_actor()
+    )
+
+    assert drill.stage("recover", 60.0, lambda until: drill_service._recover(drill, until))
+
+    assert not Alert.objects.filter(status=AlertStatus.FIRING).exists()
+    assert drill.run.stages[0]["detail"].endswith(f"its {drill_service.DRILL_ALERT} resolved")
+
+
+def test_an_old_alert_that_never_resolves_fails_the_recovery_and_skips_the_halt(db, settings, monkeypatch):
+    settings.DRILL_ALERTS = True
+    settings.DRILL_ALERT_TIMEOUT_SECONDS = 0.3
+    interrupted_drill()
+    monkeypatch.setattr(drill_service.diagnosis, "why_not_resolved", lambda name: "Prometheus still has it")
+
+    with pytest.raises(
+        CommandError, match="FAILED at recover: the interrupted drill's KillSwitchDrillHalted"
+    ):
+        call_command("drill", stdout=io.StringIO())
+
+    run = DrillRun.objects.get(outcome=Outcome.FAILED)
+    assert run.failed_stage == "recover" and "Prometheus still has it" in run.failure
+    assert outcomes(run.as_json())["halt"] == "skipped"
+    assert run.stage("halt")["detail"] == "the drill scope could not be recovered"
+    # Recovered all the same: the scope is ACTIVE, and the run halted nothing of its own.
+    assert TradingState.objects.get(scope=DRILL_SCOPE).state == State.ACTIVE
+    assert TradingEvent.objects.for_scope(DRILL_SCOPE).count() == 2
+
+
+def drill_actor() -> service.Actor:
+    return service.Actor.system("drill-schedule", service.RUN_DRILL)
 
 
 def test_a_drill_refuses_to_start_while_a_real_scope_is_halted(db):

@@ -12,19 +12,23 @@ import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 import requests
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from ops.alerts.models import Alert
 from ops.drill.models import DrillRun
+from ops.drill.service import DRILL_ALERT, STALE_RUN_SECONDS
 from ops.models import ApiClient
 from ops.tests.conftest import database_url, start_process, stop_process
 from ops.tests.monitoring_files import runnable_copy, tool
 from ops.tests.processes import free_port
 from ops.tests.test_monitoring_live import alertmanager_config, prometheus_config, started, wait_for
 from ops.trading.models import DRILL_SCOPE, State, TradingState
+from ops.trading.service import RUN_DRILL, Actor, drill_transition
 
 METRICS_TOKEN = "drill-metrics-token"
 
@@ -157,3 +161,31 @@ def test_with_a_wrong_webhook_token_the_drill_fails_at_the_alert_stage_saying_so
     assert by_name["resume"]["outcome"] == "passed"
     assert by_name["alert_resolves"]["outcome"] == "skipped"
     assert TradingState.objects.get(scope=DRILL_SCOPE).state == State.ACTIVE
+
+
+@pytest.mark.parametrize("chain", ["right token"], indirect=True)
+def test_after_a_drill_died_halted_the_next_one_recovers_and_passes_with_an_alert_of_its_own(chain):
+    # A drill killed after its halt: the scope HALTED, its alert delivered and firing,
+    # its run left "running" long enough ago to count as dead.
+    actor = Actor.system("drill-schedule", RUN_DRILL)
+    drill_transition(State.HALTED, reason="kill-switch drill that died", actor=actor)
+    wait_for(
+        "the dead drill's alert", lambda: Alert.objects.filter(alertname=DRILL_ALERT).exists(), timeout=30
+    )
+    DrillRun.objects.create(
+        started_by=actor.name,
+        origin="beat",
+        started_at=timezone.now() - timedelta(seconds=STALE_RUN_SECONDS + 1),
+    )
+    old = Alert.objects.get(alertname=DRILL_ALERT)
+
+    out = io.StringIO()
+    call_command("drill", "--json", stdout=out)
+    record = json.loads(out.getvalue())
+
+    assert record["outcome"] == "passed", record
+    assert record["stages"][0]["name"] == "recover" and record["stages"][0]["outcome"] == "passed"
+    old.refresh_from_db()
+    assert old.status == "resolved"
+    # This run's halt raised its own occurrence of the alert, not the dead run's.
+    assert stages(record)["alert_arrives"]["observed"]["alert_id"] != old.pk
