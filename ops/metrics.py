@@ -2,8 +2,9 @@
 
 Per-process values (requests, latency, in flight, gate refusals) are prometheus_client
 metrics; under gunicorn they live in PROMETHEUS_MULTIPROC_DIR and are summed over
-workers at scrape time. Values that live in the database are produced at scrape time instead, by
-ops.monitoring.collector and the collectors registered with it (ops.drill.metrics).
+workers at scrape time. Values that live in the database are produced at scrape time
+instead, by ops.monitoring.collector and the collectors registered with it
+(ops.drill.metrics).
 """
 
 from __future__ import annotations
