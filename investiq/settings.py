@@ -5,12 +5,13 @@ broker. Production sets DATABASE_URL and REDIS_URL (compose.yaml does). Why each
 set as it is: docs/settings.md (the pointers below name its sections).
 """
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from investiq import config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -24,30 +25,6 @@ DEBUG = env.bool("DEBUG", default=False)
 # No DATABASE_URL and no SECRET_KEY: a key is kept in var/ (docs/settings.md, "secret key").
 EMBEDDED_DEFAULT = not env.str("DATABASE_URL", default="") and not env.str("SECRET_KEY", default="")
 
-
-def _local_secret_key(path: Path) -> str:
-    """The key of this checkout's embedded default, created on first use (owner-only)."""
-    import secrets
-
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written whole, then linked: the first of several starting processes wins (docs/settings.md).
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(secrets.token_urlsafe(50))
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        pass
-    finally:
-        temporary.unlink()
-    return path.read_text().strip()
-
-
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not (DEBUG or EMBEDDED_DEFAULT):
@@ -55,7 +32,7 @@ if not SECRET_KEY:
             "SECRET_KEY is not set. Set it in the environment (see .env.example); only the "
             "embedded default (no DATABASE_URL) or DEBUG=true generates one under var/."
         )
-    SECRET_KEY = _local_secret_key(VAR_DIR / "secret_key")
+    SECRET_KEY = config.local_secret_key(VAR_DIR / "secret_key")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -113,19 +90,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'investiq.sqlite3'}"),
-}
-# django-prometheus's wrappers of the same backends add the django_db_* families (on
-# Postgres through ops.db.postgresql, which keeps the pool's per-request cost down).
-DATABASES["default"]["ENGINE"] = (
-    DATABASES["default"]["ENGINE"]
-    .replace("django.db.backends.postgresql", "ops.db.postgresql")
-    .replace("django.db.backends.", "django_prometheus.db.backends.")
-)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Connection budget and pool: docs/settings.md, "Postgres: connection budget and pool".
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DB_POOL_SIZE = env.int("DB_POOL_SIZE", default=4)
 DB_POOL_RESERVE = env.int("DB_POOL_RESERVE", default=1)  # slots the engine's API traffic never takes
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=3.0)
@@ -133,59 +98,11 @@ DB_MAX_CONNECTIONS = env.int("DB_MAX_CONNECTIONS", default=97)
 DB_SHELL_CONNECTIONS = env.int("DB_SHELL_CONNECTIONS", default=3)
 APP_HOSTS = env.int("APP_HOSTS", default=1)
 KILLSWITCH_DATABASE_URL = env.str("KILLSWITCH_DATABASE_URL", default="")
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # One file shared by every process; each option's reason: docs/settings.md, "SQLite".
-    _sqlite = DATABASES["default"].setdefault("OPTIONS", {})
-    _sqlite.setdefault("transaction_mode", "IMMEDIATE")
-    _sqlite.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL")
-    _sqlite.setdefault("timeout", 20)
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(VAR_DIR / "test-investiq.sqlite3"))
-else:
-    _postgres = DATABASES["default"].setdefault("OPTIONS", {})
-    # TCP guards for a vanished server: docs/settings.md, "Postgres: TCP guards".
-    _postgres.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
-    _tcp_user_timeout = env.int("DB_TCP_USER_TIMEOUT_MS", default=10_000)
-    _postgres.setdefault("tcp_user_timeout", _tcp_user_timeout)
-    _keepalives = env.bool("DB_KEEPALIVES", default=True)
-    _keepalive_timings = {  # each variable named whole: .env.example's test reads them here
-        "idle": env.int("DB_KEEPALIVES_IDLE", default=5),
-        "interval": env.int("DB_KEEPALIVES_INTERVAL", default=5),
-        "count": env.int("DB_KEEPALIVES_COUNT", default=3),
-    }
-    _postgres.setdefault("keepalives", int(_keepalives))
-    for _name, _value in _keepalive_timings.items():
-        # 0: the kernel's value, which libpq would pass to setsockopt() and fail.
-        if _value:
-            _postgres.setdefault(f"keepalives_{_name}", _value)
-    # The same guards on the server's end, so a cut-off host's locks are released:
-    # docs/settings.md, "Postgres: the same guards on the server's end".
-    _server_settings = {
-        # A stuck query must not hold a gunicorn worker (or the trade gate) forever.
-        "statement_timeout": env.int("DB_STATEMENT_TIMEOUT_MS", default=5000),
-        "tcp_user_timeout": _tcp_user_timeout,
-    }
-    if _keepalives:
-        _server_settings |= {f"tcp_keepalives_{name}": value for name, value in _keepalive_timings.items()}
-    # Ours first, so the URL's own ?options= win.
-    _postgres["options"] = " ".join(
-        [*(f"-c {name}={value}" for name, value in _server_settings.items()), _postgres.get("options", "")]
-    ).strip()
-    if DB_POOL_SIZE:
-        # At most DB_POOL_SIZE connections per process: docs/settings.md, "pool".
-        _hold = env.bool("DB_POOL_HOLD", default=False)
-        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them
-        _postgres["pool"] = {
-            "min_size": DB_POOL_SIZE if _hold else 1,
-            "max_size": DB_POOL_SIZE,
-            "max_lifetime": 24 * 3600.0 if _hold else 3600.0,
-            "timeout": DB_POOL_TIMEOUT,
-            "reconnect_timeout": DB_POOL_TIMEOUT,
-            "name": "investiq",
-        }
+# Through django-prometheus, with each backend's options: docs/settings.md, "SQLite", "Postgres: ...".
+_database_url = env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'investiq.sqlite3'}")
+DATABASES = {"default": config.database(_database_url, env, VAR_DIR, DB_POOL_SIZE, DB_POOL_TIMEOUT)}
 
-# Per-process cache, wrapped by django-prometheus for the django_cache_* families.
-# Nothing shared lives in it: halts and health are in Postgres by design.
+# Per process (django_cache_* families): nothing shared lives in it, halts and health are in Postgres.
 CACHES = {"default": {"BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache"}}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -208,12 +125,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        # Not the manifest variant: that one turns a page into a 500 whenever
-        # collectstatic has not run (tests, a fresh checkout), for a cache gain an
-        # internal console does not need.
-        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
-    },
+    # Not the manifest variant: docs/settings.md, "Static files".
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
 # The console sends people to the admin's login page: one login view, throttled below.
@@ -237,17 +150,13 @@ AXES_LOCKOUT_CALLABLE = "ops.logins.lockouts.lockout_response"
 AXES_ENABLE_ADMIN = False
 AXES_VERBOSE = False
 AXES_DISABLE_ACCESS_LOG = True
-SILENCED_SYSTEM_CHECKS = [
-    # Lockout by username over every address, on purpose (docs/settings.md).
-    "axes.W006",
-]
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]  # lockout by username over every address, on purpose
 
 # --- Security: strict unless DEBUG. TLS is terminated in front of gunicorn. ----------
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
-# Off by default: machine clients and probes call this service over the internal
-# network, and a 301 on a POST loses the order. Turn it on where users reach it over TLS.
+# Off by default: a 301 on a machine client's POST loses the order (docs/settings.md, "TLS").
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 # Probes and Prometheus talk plain HTTP inside the network; never redirect them.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
@@ -264,26 +173,14 @@ X_FRAME_OPTIONS = "DENY"
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
 
 # --- Metrics ----------------------------------------------------------------------------
-# When set, GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" (ops.W003 if unset
-# outside DEBUG). Prometheus reads it from a credentials_file.
+# Set: GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" (ops.W003 if unset outside DEBUG).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Redis and Celery -----------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # The laptop default: a broker that needs no server (memory:// cannot cross the
-    # worker/beat process boundary). Both directions use one folder.
-    _broker_dir = VAR_DIR / "celery-broker"
-    (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir),
-        "data_folder_out": str(_broker_dir),
-        "processed_folder": str(_broker_dir / "processed"),
-        # kombu's default is ./control, i.e. wherever the process was started.
-        "control_folder": str(_broker_dir / "control"),
-        "store_processed": False,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = config.filesystem_broker_options(VAR_DIR)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3, "socket_timeout": 5}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -297,8 +194,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=50)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Processes (prefork) or threads per worker; a command line's --concurrency wins. Counted
-# in the connection budget (ops.W005).
+# Per worker; a command line's --concurrency wins. Counted in the connection budget (ops.W005).
 CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=2)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -316,59 +212,16 @@ ML_SERVICE_URL = env.str("ML_SERVICE_URL", default="")
 AUTO_TRIPS_ENABLED = env.bool("AUTO_TRIPS_ENABLED", default=True)
 AUTO_TRIP_AFTER_FAILURES = env.int("AUTO_TRIP_AFTER_FAILURES", default=3)
 
-# Exactly one `celery beat` per deployment (compose.yaml runs one). A second one is
-# harmless for the probes (ops.health.service.periodic_cycle), but would double the rest.
-CELERY_BEAT_SCHEDULE = {
-    "probe-dependencies": {
-        "task": "ops.health.tasks.probe_dependencies",
-        "schedule": float(PROBE_INTERVAL_SECONDS),
-        # A cycle still queued after one interval is stale: the next one is due.
-        "options": {"expires": float(PROBE_INTERVAL_SECONDS)},
-    },
-    "prune-dependency-history": {
-        "task": "ops.health.tasks.prune_dependency_history",
-        "schedule": 3600.0,
-        "options": {"expires": 3600.0},
-    },
-    # Re-queues broker cancellations whose task was lost (ops.trading.broker).
-    "sweep-broker-cancellations": {
-        "task": "ops.trading.tasks.sweep_broker_cancellations",
-        "schedule": 60.0,
-        "options": {"expires": 60.0},
-    },
-}
-
 # --- Kill-switch drill (ops/drill, manage.py drill) -------------------------------------
-# A crontab line ("m h dom mon dow", UTC) for beat to run the drill; empty (the default):
-# no scheduled drill. The console button and manage.py drill work either way.
-DRILL_SCHEDULE = env.str("DRILL_SCHEDULE", default="").strip()
-# Wait for the drill's alert through Prometheus -> Alertmanager -> the console's webhook
-# (and its resolution). Off: those stages are skipped, saying why. On only where a
-# Prometheus with monitoring/alert_rules.yml scrapes APP_URL and its Alertmanager delivers
-# to this app (compose's monitoring profile).
+# What each does, and where DRILL_ALERTS may be on: docs/settings.md, "Kill-switch drill".
+DRILL_SCHEDULE = env.str("DRILL_SCHEDULE", default="").strip()  # a UTC crontab line; empty: none
 DRILL_ALERTS = env.bool("DRILL_ALERTS", default=False)
 DRILL_ALERT_TIMEOUT_SECONDS = env.float("DRILL_ALERT_TIMEOUT_SECONDS", default=60.0)
 DRILL_STAGE_TIMEOUT_SECONDS = env.float("DRILL_STAGE_TIMEOUT_SECONDS", default=10.0)
 # No passed drill for this long: KillSwitchDrillOverdue (only once a drill has ever run).
 DRILL_MAX_AGE_DAYS = env.int("DRILL_MAX_AGE_DAYS", default=31)
-if DRILL_SCHEDULE:
-    from celery.schedules import crontab
-
-    try:
-        if len(DRILL_SCHEDULE.split()) != 5:
-            raise ValueError("five fields expected")
-        _drill_crontab = crontab(*DRILL_SCHEDULE.split())
-    except ValueError as exc:
-        raise ImproperlyConfigured(
-            f"DRILL_SCHEDULE={DRILL_SCHEDULE!r} is not a crontab line 'minute hour day month weekday' "
-            f"(e.g. '0 6 * * 1' for Mondays 06:00 UTC): {exc}"
-        ) from None
-    CELERY_BEAT_SCHEDULE["kill-switch-drill"] = {
-        "task": "ops.drill.tasks.scheduled_drill",
-        "schedule": _drill_crontab,
-        # A drill queued but not started within an hour is skipped: the next one is due.
-        "options": {"expires": 3600.0},
-    }
+# Exactly one `celery beat` per deployment (compose.yaml runs one); DRILL_SCHEDULE adds the drill.
+CELERY_BEAT_SCHEDULE = config.beat_schedule(PROBE_INTERVAL_SECONDS, DRILL_SCHEDULE)
 
 LOGGING = {
     "version": 1,
@@ -380,29 +233,23 @@ LOGGING = {
 }
 
 # --- Kill switch ----------------------------------------------------------------------
-# Resuming needs a second supervisor to approve. On by default everywhere, the laptop
-# demo included (it seeds two supervisors), so the demo behaves like production.
+# A second supervisor approves each resume; on in the demo too (docs/settings.md, "Kill switch").
 TRADING_TWO_PERSON_RESUME = env.bool("TRADING_TWO_PERSON_RESUME", default=True)
 TRADING_RESUME_REQUEST_TTL_MINUTES = env.int("TRADING_RESUME_REQUEST_TTL_MINUTES", default=15)
 
 # --- The monitoring chain (manage.py check_monitoring) -----------------------------------
-# Where check_monitoring finds each link; GRAFANA_URL also builds the console's embedded
-# panels (unset: the console shows how to enable them, check_monitoring skips Grafana).
+# Where check_monitoring finds each link (docs/settings.md, "The monitoring chain").
 PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="http://127.0.0.1:9090")
 # The configuration it checks; another folder only to check a copy (the tests do).
 MONITORING_DIR = Path(env.str("MONITORING_DIR", default=str(BASE_DIR / "monitoring")))
 ALERTMANAGER_URL = env.str("ALERTMANAGER_URL", default="http://127.0.0.1:9093")
 GRAFANA_URL = env.str("GRAFANA_URL", default="")
 APP_URL = env.str("APP_URL", default="http://127.0.0.1:8000")
-# The dead man's switch: Alertmanager delivers the always-firing Watchdog alert every
-# 30 s; older than this, the console says MONITORING SILENT and check_monitoring FAILs.
+# The Watchdog's last delivery older than this: MONITORING SILENT (dead man's switch).
 MONITORING_HEARTBEAT_MAX_AGE_SECONDS = env.int("MONITORING_HEARTBEAT_MAX_AGE_SECONDS", default=300)
 
 # --- Alerts -----------------------------------------------------------------------------
-# Alert-driven kill-switch actions, off unless set: a JSON object of alert name ->
-# "<scope>:<HALTED|REDUCING>", e.g. {"BrokerUnreachable": "global:HALTED"}. A firing alert
-# so mapped trips the kill switch once per occurrence (source alert:<name>); nothing
-# ever resumes automatically. Checked at start-up (ops.E004).
+# {"<alert>": "<scope>:<HALTED|REDUCING>"}, off unless set (ops.E004; docs/settings.md, "Alert-driven halts").
 ALERT_ACTIONS = env.json("ALERT_ACTIONS", default={})
 
 # --- Alpaca (broker) -------------------------------------------------------------------

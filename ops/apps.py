@@ -12,7 +12,9 @@ class OpsConfig(AppConfig):
         # Imported for their effect: checks registers the system checks, metrics defines
         # the metrics before any request.
         from ops import checks, metrics  # noqa: F401
+        from ops.drill.metrics import DrillCollector
         from ops.logins.lockouts import log_lockout
+        from ops.monitoring import collector
 
         pre_migrate.connect(_before_migrate, sender=self, weak=False)
         # Again after every migrate and test-database flush: the roles must always exist,
@@ -20,6 +22,8 @@ class OpsConfig(AppConfig):
         post_migrate.connect(_after_migrate, sender=self, weak=False)
         # A lockout names the username in the log (axes' own lines mask it).
         user_locked_out.connect(log_lockout, dispatch_uid="ops.logins.log_lockout")
+        # /metrics exports the drills' outcome without importing the drill, which reads /metrics.
+        collector.register(DrillCollector())
 
 
 def _before_migrate(sender: AppConfig, using: str, **kwargs) -> None:

@@ -118,7 +118,7 @@ def partition_guard_problem(database: dict, worker_timeout: int) -> str | None:
     """A request against a database host that vanished from the network ends after
     tcp_user_timeout if it has data unacknowledged, or after keepalives_idle plus about
     tcp_user_timeout if it waits for a result; plus connect_timeout for the reconnect
-    (investiq/settings.py); an engine request may first wait DB_POOL_TIMEOUT for a slot
+    (investiq/config.py); an engine request may first wait DB_POOL_TIMEOUT for a slot
     and as long for a connection. If gunicorn's worker timeout comes first, the client gets a
     killed worker's reset connection instead of the gate's 503, and the worker is
     replaced. Raises ValueError for an option that is not a number."""

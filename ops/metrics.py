@@ -2,13 +2,15 @@
 
 Per-process values (requests, latency, in flight, gate refusals) are prometheus_client
 metrics; under gunicorn they live in PROMETHEUS_MULTIPROC_DIR and are summed over
-workers at scrape time. Values that live in the database are produced by
-ops.monitoring.collector at scrape time instead.
+workers at scrape time. Values that live in the database are produced at scrape time
+instead, by ops.monitoring.collector and the collectors registered with it
+(ops.drill.metrics).
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 # No *_created series: they double the series count and nothing here reads them.
 disable_created_metrics()
@@ -129,6 +131,14 @@ COLLECTED = {
         [],
     ),
 }
+
+
+def collected_family(name: str) -> CounterMetricFamily | GaugeMetricFamily:
+    """An empty family of a COLLECTED metric, with its type, HELP and labels from above."""
+    kind, documentation, labels = COLLECTED[name]
+    cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+    return cls(name, documentation, labels=labels)
+
 
 PER_PROCESS = (REQUESTS, REQUEST_DURATION, ERRORS, ACTIVE_CONNECTIONS, ORDERS_DENIED)
 _SAMPLE_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}

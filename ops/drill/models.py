@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ops.guards import AppendOnly
@@ -22,8 +23,26 @@ class DrillRunQuerySet(models.QuerySet):
     def last_finished(self) -> DrillRun | None:
         return self.finished().order_by("-started_at", "-id").first()
 
-    def last_passed(self) -> DrillRun | None:
-        return self.filter(outcome=Outcome.PASSED).order_by("-started_at", "-id").first()
+    def last_outcome(self) -> dict | None:
+        """The last finished drill's end and outcome, and when a drill last passed: one
+        query per scrape. None until a drill has finished."""
+        newest_passed = self.filter(outcome=Outcome.PASSED).order_by("-started_at", "-id")
+        last_success = Coalesce(
+            Subquery(newest_passed.values("ended_at")[:1]),
+            # Never passed: counted from the first drill, so a drill that has always
+            # failed still becomes overdue (besides KillSwitchDrillFailed).
+            Subquery(self.order_by("started_at").values("started_at")[:1]),
+        )
+        return (
+            self.finished()
+            .order_by("-started_at", "-id")
+            .annotate(
+                ended=Coalesce("ended_at", "started_at"),
+                last_success=last_success,
+            )
+            .values("ended", "outcome", "last_success")
+            .first()
+        )
 
 
 class DrillRun(models.Model):

@@ -2,7 +2,7 @@
 
 Cost per scrape: five small queries whose result sizes depend on the number of
 labels, non-active scopes and pending broker cancellations (partial indexes), never
-on the number of trades (see MetricCounter).
+on the number of trades (see MetricCounter), plus those of the registered collectors.
 """
 
 from __future__ import annotations
@@ -10,16 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Q
 from django.utils import timezone
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from ops.drill.models import DrillRun
 from ops.health.models import DependencyStatus, Health
-from ops.metrics import COLLECTED
+from ops.metrics import collected_family
 from ops.monitoring.models import MetricCounter
 from ops.records.models import Side, Signal
 from ops.trading import broker
@@ -27,11 +25,15 @@ from ops.trading.models import DRILL_SCOPE, GLOBAL_SCOPE, SEVERITY, State, Tradi
 
 logger = logging.getLogger(__name__)
 
+# Collectors of the packages above this one (the drill's), which read their own tables:
+# they register from the wiring (ops.apps), so that /metrics imports nothing above it.
+_registered: dict[type, Collector] = {}
 
-def _family(name: str) -> CounterMetricFamily | GaugeMetricFamily:
-    kind, documentation, labels = COLLECTED[name]
-    cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-    return cls(name, documentation, labels=labels)
+
+def register(collector: Collector) -> None:
+    """Add `collector`'s families to every scrape, read under the same database guard as
+    ours (one of its kind: a second ready() replaces it rather than doubling it)."""
+    _registered[type(collector)] = collector
 
 
 class DatabaseCollector(Collector):
@@ -48,7 +50,7 @@ class DatabaseCollector(Collector):
             # series (and investiq_metrics_database_up 0) is what alerts should see.
             logger.error("metrics collector cannot read the database: %s", exc)
             families = []
-        up = _family("investiq_metrics_database_up")
+        up = collected_family("investiq_metrics_database_up")
         up.add_metric([], 1.0 if families else 0.0)
         yield from families
         yield up
@@ -59,14 +61,14 @@ class DatabaseCollector(Collector):
             ("investiq_trades_total", "trades", Side.values),
             ("investiq_analyses_total", "analyses", Signal.values),
         ):
-            family = _family(name)
+            family = collected_family(name)
             totals = counters.get(counter, {})
             # Every choice is exported, at 0 until the first row, so rate() has a series.
             for label in sorted(set(label_names) | set(totals)):
                 family.add_metric([label], float(totals.get(label, 0)))
             yield family
 
-        changes = _family("investiq_trading_state_changes_total")
+        changes = collected_family("investiq_trading_state_changes_total")
         for label, total in counters.get("trading_state_changes", {}).items():
             to_state, _, source = label.partition(MetricCounter.SEPARATOR)
             changes.add_metric([to_state, source], float(total))
@@ -78,32 +80,38 @@ class DatabaseCollector(Collector):
         # TradingScopeHalted, a real alert, at every drill.
         drill_state = scopes.pop(DRILL_SCOPE, State.ACTIVE)
         global_state = scopes.get(GLOBAL_SCOPE, State.ACTIVE)
-        halted = _family("investiq_trading_halted")
+        halted = collected_family("investiq_trading_halted")
         halted.add_metric([], 1.0 if global_state == State.HALTED else 0.0)
         yield halted
-        per_scope = _family("investiq_trading_state")
+        per_scope = collected_family("investiq_trading_state")
         per_scope.add_metric([GLOBAL_SCOPE], float(SEVERITY[global_state]))
         for scope, state in sorted(scopes.items()):
             if scope != GLOBAL_SCOPE:
                 per_scope.add_metric([scope], float(SEVERITY[state]))
         yield per_scope
 
-        yield from _drill_families(drill_state)
+        drill_halted = collected_family("investiq_killswitch_drill_halted")
+        drill_halted.add_metric([], 1.0 if drill_state == State.HALTED else 0.0)
+        yield drill_halted
+        # Here, so the drill's families follow its halt gauge as they always have: the
+        # last drill's time and outcome (ops.drill.metrics).
+        for collector in _registered.values():
+            yield from collector.collect()
 
-        pending = _family("investiq_broker_cancellations_pending")
+        pending = collected_family("investiq_broker_cancellations_pending")
         pending.add_metric([], float(broker.pending_count()))
         yield pending
-        failed = _family("investiq_broker_cancellations_failed_recent")
+        failed = collected_family("investiq_broker_cancellations_failed_recent")
         failed.add_metric([], float(broker.recently_failed_count()))
         yield failed
-        unresolved = _family("investiq_broker_cancellations_failed_unresolved")
+        unresolved = collected_family("investiq_broker_cancellations_failed_unresolved")
         unresolved.add_metric([], float(broker.unresolved_failed_count()))
         yield unresolved
 
         now = timezone.now()
-        health = _family("investiq_dependency_health")
-        last = _family("investiq_dependency_last_check_timestamp_seconds")
-        duration = _family("investiq_dependency_check_duration_seconds")
+        health = collected_family("investiq_dependency_health")
+        last = collected_family("investiq_dependency_last_check_timestamp_seconds")
+        duration = collected_family("investiq_dependency_check_duration_seconds")
         for row in DependencyStatus.objects.all():
             shown = row.effective_status(now)
             # Stale or unconfigured: no health sample at all, so a panel shows UNKNOWN
@@ -113,40 +121,3 @@ class DatabaseCollector(Collector):
             last.add_metric([row.name], row.checked_at.timestamp())
             duration.add_metric([row.name], row.latency_ms / 1000)
         yield from (health, last, duration)
-
-
-def _drill_families(drill_state: str) -> Iterator[Metric]:
-    """The drill scope's halt, and the last drill's time and outcome.
-
-    The last-drill series exist only once a drill has ever run: a deployment that never
-    drills (drills are off by default) has nothing for KillSwitchDrillOverdue to fire on.
-    """
-    halted = _family("investiq_killswitch_drill_halted")
-    halted.add_metric([], 1.0 if drill_state == State.HALTED else 0.0)
-    yield halted
-    max_age = _family("investiq_killswitch_drill_max_age_seconds")
-    max_age.add_metric([], float(settings.DRILL_MAX_AGE_DAYS * 86400))
-    yield max_age
-    last = DrillRun.objects.last_finished()
-    families = {
-        name: _family(name)
-        for name in (
-            "investiq_killswitch_drill_last_run_timestamp_seconds",
-            "investiq_killswitch_drill_last_passed",
-            "investiq_killswitch_drill_last_success_timestamp_seconds",
-        )
-    }
-    if last is not None:
-        passed = DrillRun.objects.last_passed()
-        # Never passed: counted from the first drill, so a drill that has always failed
-        # still becomes overdue (besides KillSwitchDrillFailed).
-        since = passed.ended_at if passed else DrillRun.objects.order_by("started_at").first().started_at
-        families["investiq_killswitch_drill_last_run_timestamp_seconds"].add_metric(
-            [], (last.ended_at or last.started_at).timestamp()
-        )
-        families["investiq_killswitch_drill_last_passed"].add_metric(
-            [], 1.0 if last.outcome == "passed" else 0.0
-        )
-        families["investiq_killswitch_drill_last_success_timestamp_seconds"].add_metric([], since.timestamp())
-    # Declared (HELP and TYPE) even without a sample, so check_monitoring sees the contract.
-    yield from families.values()

@@ -345,6 +345,31 @@ def test_a_failed_drill_sets_last_passed_to_zero(db, monkeypatch):
     assert metrics(Client())["investiq_killswitch_drill_last_passed"] == 0
 
 
+def test_a_drill_that_never_passed_counts_its_age_from_the_first_drill(db, monkeypatch):
+    monkeypatch.setattr(drill_service, "submit_trade", lambda order: (None, True))
+    for _ in range(2):
+        with pytest.raises(CommandError):
+            call_command("drill", stdout=io.StringIO())
+    first, last = DrillRun.objects.order_by("started_at")
+    values = metrics(Client())
+    assert values["investiq_killswitch_drill_last_success_timestamp_seconds"] == pytest.approx(
+        first.started_at.timestamp()
+    )
+    assert values["investiq_killswitch_drill_last_run_timestamp_seconds"] == pytest.approx(
+        last.ended_at.timestamp()
+    )
+
+
+def test_a_scrape_reads_the_drills_in_one_query(db):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    drill_json()
+    with CaptureQueriesContext(connection) as captured:
+        Client().get("/metrics")
+    assert len([query for query in captured.captured_queries if "ops_drillrun" in query["sql"]]) == 1
+
+
 # --- Real trading during a drill --------------------------------------------------------
 
 

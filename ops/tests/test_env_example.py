@@ -1,6 +1,7 @@
 """.env.example is the list of what can be configured: every variable that
-investiq/settings.py or gunicorn.conf.py reads is in it (commented out when it has a
-default), under a comment saying what it does, and nothing in it is read by nobody."""
+investiq/settings.py, its helpers (investiq/config.py) or gunicorn.conf.py reads is in it
+(commented out when it has a default), under a comment saying what it does, and nothing
+in it is read by nobody."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-READERS = (ROOT / "investiq" / "settings.py", ROOT / "gunicorn.conf.py")
+READERS = (ROOT / "investiq" / "settings.py", ROOT / "investiq" / "config.py", ROOT / "gunicorn.conf.py")
 # django-environ's readers (env.str(...), ...; env(...) itself too).
 ENV_METHODS = {"str", "int", "bool", "float", "list", "tuple", "dict", "json", "url", "db", "db_url", "path"}
 KEY = re.compile(r"^#?\s?([A-Z][A-Z0-9_]*)=")
@@ -79,6 +80,7 @@ def example_keys() -> set[str]:
 def test_every_variable_the_settings_and_gunicorn_read_is_in_env_example():
     reads = read_by_the_app()
     assert len(reads["settings.py"]) > 50 and "GUNICORN_TIMEOUT" in reads["gunicorn.conf.py"]
+    assert {"DB_CONN_MAX_AGE", "DB_KEEPALIVES_IDLE", "DB_POOL_HOLD"} <= reads["config.py"]
     missing = {name: sorted(names - example_keys()) for name, names in reads.items()}
     assert {name: names for name, names in missing.items() if names} == {}
 
