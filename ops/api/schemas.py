@@ -1,5 +1,5 @@
 """The API's request models: one definition that validates every request and that the
-OpenAPI document is generated from (ops/api/openapi.py calls model_json_schema()).
+OpenAPI document is generated from (ops/openapi.py; the answers are in responses.py).
 
 pydantic v2 (its Rust core): each constraint is declared once, on the field, and both
 the check and the JSON Schema come from it. Where JSON Schema needs a pattern to say
