@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ops import views
+from ops import openapi, views
 from ops.alerts import views as alerts
 from ops.api import views as api
 from ops.console import runbooks, silencing
@@ -27,5 +27,5 @@ urlpatterns = [
     path("api/v1/trading/status", api.trading_status, name="api-trading-status"),
     path("api/v1/alerts/alertmanager", alerts.alertmanager_webhook, name="api-alertmanager-webhook"),
     path("api/v1/alerts", alerts.alert_list, name="api-alerts"),
-    path("api/v1/openapi.json", api.openapi_document, name="api-openapi"),
+    path("api/v1/openapi.json", openapi.openapi_document, name="api-openapi"),
 ]

@@ -52,14 +52,6 @@ class ChainState:
     def silent(self) -> bool:
         return self.state == SILENT
 
-    def as_json(self) -> dict:
-        return {
-            "state": self.state,
-            "last_heartbeat_at": self.last_heartbeat_at.isoformat() if self.last_heartbeat_at else None,
-            "heartbeat_age_seconds": self.age_seconds,
-            "heartbeat_max_age_seconds": self.max_age_seconds,
-        }
-
 
 def chain_state(now: datetime | None = None) -> ChainState:
     now = now or timezone.now()

@@ -6,14 +6,19 @@ import sys
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from psycopg_pool import PoolTimeout
 
+from ops.api.bodies import ErrorBody
 from ops.db import is_full, server_refusal
 
 
 class ApiError(Exception):
-    """Raised anywhere below a view; the api_view decorator turns it into a response."""
+    """Raised anywhere below a view; the api_view decorator turns it into a response.
+
+    `shape`: the body's model when it says more than the error (the gate's 423 names
+    the state that decided, a 409 the trade already recorded), its fields in `extra`.
+    """
 
     def __init__(
         self,
@@ -21,20 +26,22 @@ class ApiError(Exception):
         code: str,
         detail: str,
         fields: dict[str, list[str]] | None = None,
-        extra: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        shape: type[ErrorBody] = ErrorBody,
+        **extra: Any,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
         self.fields = fields
-        self.extra = extra or {}
         self.headers = headers or {}
+        self.shape = shape
+        self.extra = extra
 
-    def response(self) -> JsonResponse:
+    def response(self) -> HttpResponse:
         return error_response(
-            self.status, self.code, self.detail, self.fields, headers=self.headers, **self.extra
+            self.status, self.code, self.detail, self.fields, self.headers, self.shape, **self.extra
         )
 
 
@@ -44,16 +51,13 @@ def error_response(
     detail: str,
     fields: dict[str, list[str]] | None = None,
     headers: dict[str, str] | None = None,
+    shape: type[ErrorBody] = ErrorBody,
     **extra: Any,
-) -> JsonResponse:
-    body: dict[str, Any] = {"error": code, "detail": detail}
+) -> HttpResponse:
+    body = {"error": code, "detail": detail, **extra}
     if fields:
         body["fields"] = fields
-    body.update(extra)
-    response = JsonResponse(body, status=status)
-    for name, value in (headers or {}).items():
-        response[name] = value
-    return response
+    return shape.model_validate(body).response(status, headers)
 
 
 def not_found(request, exception=None):

@@ -1,5 +1,5 @@
 """The API's request models: one definition that validates every request and that the
-OpenAPI document is generated from (ops/api/openapi.py calls model_json_schema()).
+OpenAPI document is generated from (ops/openapi.py; the answers are in responses.py).
 
 pydantic v2 (its Rust core): each constraint is declared once, on the field, and both
 the check and the JSON Schema come from it. Where JSON Schema needs a pattern to say
@@ -18,6 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 from django.db import connection
+from django.http import QueryDict
 from django.utils import timezone
 from pydantic import (
     AfterValidator,
@@ -172,9 +173,13 @@ def _text(pattern: str, message: str, **schema: Any) -> Any:
     ]
 
 
-Symbol = _text(SYMBOL_PATTERN, SYMBOL_MESSAGE, examples=["AAPL", "BRK.B"])
+# What a symbol and a strategy look like, for the answers that echo them too.
+SYMBOL_SCHEMA = {"pattern": ecma(SYMBOL_PATTERN), "examples": ["AAPL", "BRK.B"]}
+STRATEGY_SCHEMA = {"pattern": ecma(STRATEGY_PATTERN), "examples": ["momentum"]}
+
+Symbol = _text(SYMBOL_PATTERN, SYMBOL_MESSAGE, examples=SYMBOL_SCHEMA["examples"])
 Strategy = Annotated[
-    _text(STRATEGY_PATTERN, STRATEGY_MESSAGE, examples=["momentum"]),
+    _text(STRATEGY_PATTERN, STRATEGY_MESSAGE, examples=STRATEGY_SCHEMA["examples"]),
     # Reserved for the kill-switch drill's own scope: real orders naming it get a 400.
     Field(json_schema_extra={"not": {"const": DRILL_STRATEGY}}),
     AfterValidator(_not_reserved),
@@ -295,6 +300,10 @@ class RequestModel(BaseModel):
 
     # What a left-out field means, where the view supplies it (for the document).
     defaults: ClassVar[dict[str, str]] = {}
+    # The 400's detail names the bad fields after this; `messages` are the model's own
+    # wording for an error type, over ERROR_MESSAGES.
+    invalid: ClassVar[str] = "Invalid fields"
+    messages: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def validate(cls, payload: dict[str, Any]) -> dict[str, Any]:
@@ -302,17 +311,32 @@ class RequestModel(BaseModel):
         try:
             model = cls.model_validate(payload)
         except ValidationError as exc:
-            errors = fields_of(exc)
+            errors = fields_of(exc, cls.messages)
             raise ApiError(
-                400, "validation_failed", f"Invalid fields: {', '.join(sorted(errors))}.", fields=errors
+                400, "validation_failed", f"{cls.invalid}: {', '.join(sorted(errors))}.", fields=errors
             ) from None
         # The fields as validated, without model_dump()'s serialisation pass (this is on
         # the trade path of every order).
         return {name: value for name, value in model.__dict__.items() if value is not None}
 
 
-def fields_of(exc: ValidationError) -> dict[str, list[str]]:
+class QueryModel(RequestModel):
+    """A query string's parameters (the last value of a repeated one, as Django reads it)."""
+
+    # Clients build `?symbol=&strategy=` from blanks: where this is set, an empty value
+    # means left out (and the document says so).
+    blank_is_absent: ClassVar[bool] = False
+
+    @classmethod
+    def validate_query(cls, query: QueryDict) -> dict[str, Any]:
+        return cls.validate(
+            {name: value for name, value in query.items() if not (cls.blank_is_absent and value == "")}
+        )
+
+
+def fields_of(exc: ValidationError, messages: dict[str, str] | None = None) -> dict[str, list[str]]:
     """pydantic's errors as the API's {"field": ["message", ...]}."""
+    messages = {**ERROR_MESSAGES, **(messages or {})}
     errors: dict[str, list[str]] = {}
     for error in exc.errors(include_url=False):
         name = ".".join(str(part) for part in error["loc"][:1]) or "__all__"
@@ -322,8 +346,8 @@ def fields_of(exc: ValidationError) -> dict[str, list[str]]:
             message = "Must not be null."
         elif kind in ("string_type", "str_type"):
             message = f"Must be a string, not {type(value).__name__}."
-        elif kind in ERROR_MESSAGES:
-            message = ERROR_MESSAGES[kind].format(input=value, **error.get("ctx", {}))
+        elif kind in messages:
+            message = messages[kind].format(input=value, **error.get("ctx", {}))
         else:
             message = error["msg"]
         errors.setdefault(name, []).append(message)
@@ -351,8 +375,9 @@ class AnalysisRequest(RequestModel):
     analyzed_at: _optional(DateTime, "With a UTC offset; from 2000-01-01 to one day ahead. Default: now.")
 
 
-class TradingStatusQuery(RequestModel):
+class TradingStatusQuery(QueryModel):
     defaults = {"strategy": "default"}
+    blank_is_absent = True
 
     symbol: Symbol | None = None
     strategy: Strategy | None = None

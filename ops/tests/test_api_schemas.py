@@ -13,8 +13,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ops.api.errors import ApiError
-from ops.api.openapi import document
 from ops.api.schemas import TradeRequest
+from ops.openapi import document
 
 TRADE = {"client_order_id": "c-1", "symbol": "AAPL", "side": "buy", "quantity": "1"}
 

@@ -21,7 +21,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from ops.api.models import ApiClient, Scope
-from ops.api.openapi import SECURITY_SCHEME, document
+from ops.openapi import SECURITY_SCHEME, document
 from ops.tests.conftest import ApiTestClient, trade_payload, unreachable_database
 from ops.trading import service
 

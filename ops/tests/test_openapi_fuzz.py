@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from ops.api import openapi
+from ops import openapi
 from ops.api.models import ApiClient, Scope
 from ops.api.schemas import PRINTABLE_PATTERN
 from ops.tests.conftest import database_url

@@ -46,14 +46,6 @@ class Effective:
             return [Side.SELL] if position > 0 else [Side.BUY]
         return []
 
-    def as_json(self) -> dict:
-        return {
-            "state": self.state,
-            "scope": self.scope,
-            "reason": self.reason,
-            "since": self.since.isoformat() if self.since else None,
-        }
-
 
 class TradeDenied(Exception):
     def __init__(self, effective: Effective, detail: str) -> None:
