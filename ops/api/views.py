@@ -23,7 +23,7 @@ from ops.trading.gate import TradeDenied, TradingStateUnavailable, effective_sta
 def create_trade(request: HttpRequest, client: ApiClient) -> HttpResponse:
     order = TradeOrder.from_dict(TradeRequest.validate(read_json_object(request)))
     try:
-        trade, created = submit_trade(order, api_client=client)
+        trade, created = submit_trade(order, api_client_id=client.pk)
     except TradeDenied as exc:
         raise ApiError(
             423, exc.code, exc.detail, shape=responses.TradingDenied, **vars(exc.effective)
@@ -52,7 +52,7 @@ def create_trade(request: HttpRequest, client: ApiClient) -> HttpResponse:
 @api_view("POST", scope=Scope.ANALYSES)
 def create_analysis(request: HttpRequest, client: ApiClient) -> HttpResponse:
     data = AnalysisRequest.validate(read_json_object(request))
-    analysis = record_analysis(data, api_client=client)
+    analysis = record_analysis(data, api_client_id=client.pk)
     return responses.Analysis.of(analysis).response(201)
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Model
 from django.utils import timezone
 
 from ops.records.models import Analysis, Position, Trade
@@ -87,8 +86,8 @@ def retry_result(order: TradeOrder, existing: Trade) -> tuple[Trade, bool]:
     return existing, False
 
 
-def record_analysis(data: dict, api_client: Model | None = None) -> Analysis:
-    # api_client is an ops.api ApiClient; typed loosely because records never import the API.
+def record_analysis(data: dict, api_client_id: int | None = None) -> Analysis:
+    # The API client's id: records sit below the API and know no client model.
     return Analysis.objects.create(
         symbol=data["symbol"],
         signal=data["signal"],
@@ -96,5 +95,5 @@ def record_analysis(data: dict, api_client: Model | None = None) -> Analysis:
         model_version=data["model_version"],
         price=data.get("price"),
         analyzed_at=data.get("analyzed_at") or timezone.now(),
-        api_client=api_client,
+        api_client_id=api_client_id,
     )

@@ -325,5 +325,5 @@ def test_an_api_client_deleted_after_its_token_check_fails_closed_not_500(transa
     ApiClient.objects.filter(pk=client.pk).delete()
     order = TradeOrder("orphan-1", "AAPL", "buy", Decimal(1), Decimal(1), "momentum")
     with pytest.raises(gate.TradingStateUnavailable):
-        gate.submit_trade(order, api_client=client)
+        gate.submit_trade(order, api_client_id=client.pk)
     assert not Trade.objects.exists() and not Position.objects.exists()

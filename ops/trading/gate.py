@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
-from django.db.models import F, Model
+from django.db.models import F
 from django.utils import timezone
 
 from ops.metrics import ORDERS_DENIED
@@ -105,16 +105,16 @@ def check(effective: Effective, order: TradeOrder, position: Decimal) -> None:
         )
 
 
-def submit_trade(order: TradeOrder, api_client: Model | None = None) -> tuple[Trade, bool]:
-    """Gate and record one order from the trading engine (api_client: the ApiClient that
-    sent it, typed loosely because trading sits below the API). Raises TradeDenied,
-    TradingStateUnavailable or ConflictingOrder.
+def submit_trade(order: TradeOrder, api_client_id: int | None = None) -> tuple[Trade, bool]:
+    """Gate and record one order from the trading engine (api_client_id: the id of the
+    API client that sent it; trading sits below the API and knows no client model).
+    Raises TradeDenied, TradingStateUnavailable or ConflictingOrder.
 
     On Postgres the whole gate is one statement (ops_submit_trade(), migration 0012):
     this sits in the path of every order, and its cost is mostly round trips. Elsewhere
     (SQLite, the embedded default) the same steps run as ORM statements."""
     if connection.vendor == "postgresql":
-        return _submit_in_one_statement(order, api_client)
+        return _submit_in_one_statement(order, api_client_id)
     existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
     if existing is not None:
         # Already recorded (before any halt): a retry returns it, whatever the state now.
@@ -130,7 +130,7 @@ def submit_trade(order: TradeOrder, api_client: Model | None = None) -> tuple[Tr
                 # order, already recorded, and must not be refused as a new one.
                 return retry_result(order, existing)
             check(effective_state(order.symbol, order.strategy), order, Decimal(position.quantity))
-            return _insert(order, api_client, position)
+            return _insert(order, api_client_id, position)
     except IntegrityError as exc:
         # As on Postgres: a row changed meanwhile (SQLite checks foreign keys at commit).
         logger.error("pre-trade gate failed closed for %s: %s", order.client_order_id, exc)
@@ -141,7 +141,7 @@ SUBMIT_SQL = "SELECT * FROM ops_submit_trade(%s, %s, %s, %s, %s, %s, %s, %s, %s,
 TRADE_COLUMNS = 6  # ops_submit_trade()'s columns before the trade's own
 
 
-def _submit_in_one_statement(order: TradeOrder, api_client: Model | None) -> tuple[Trade, bool]:
+def _submit_in_one_statement(order: TradeOrder, api_client_id: int | None) -> tuple[Trade, bool]:
     """submit_trade() on Postgres: lock, state read, rule, insert and position move in
     one call, the same steps in the same order as the ORM path."""
     now = timezone.now()
@@ -154,7 +154,7 @@ def _submit_in_one_statement(order: TradeOrder, api_client: Model | None) -> tup
         order.strategy,
         order.executed_at or now,
         now,
-        api_client.pk if api_client else None,
+        api_client_id,
         trade_scopes(order.symbol, order.strategy),
     ]
     # In autocommit (the API) the call is its own transaction. Inside a caller's
@@ -248,7 +248,7 @@ def book_fill(order: TradeOrder, *, actor: Actor, reason: str) -> tuple[Trade, b
     return trade, created
 
 
-def _insert(order: TradeOrder, api_client: Model | None, position: Position) -> tuple[Trade, bool]:
+def _insert(order: TradeOrder, api_client_id: int | None, position: Position) -> tuple[Trade, bool]:
     """Insert the trade and move its position, under the position lock the gate holds."""
     try:
         # The savepoint keeps the caller's transaction usable if the insert collides.
@@ -261,7 +261,7 @@ def _insert(order: TradeOrder, api_client: Model | None, position: Position) -> 
                 price=order.price,
                 strategy=order.strategy,
                 executed_at=order.executed_at or timezone.now(),
-                api_client=api_client,
+                api_client_id=api_client_id,
             )
             # UPDATE ... SET quantity = quantity + delta, under the row lock: no lost update.
             delta = trade.quantity if trade.side == Side.BUY else -trade.quantity
