@@ -51,7 +51,9 @@ class Alert(ResponseModel):
     summary: str
     description: str
     runbook_url: str
-    labels: dict[str, str]
+    # What the webhook stores is str -> str; declared loosely so that a row written some
+    # other way is still answered, not a 500 (see MonitoringChain).
+    labels: dict[str, Any] = Field(json_schema_extra={"additionalProperties": {"type": "string"}})
     starts_at: DateTimeText
     ends_at: DateTimeText | None
     last_received_at: DateTimeText
@@ -62,8 +64,14 @@ class MonitoringChain(ResponseModel):
 
     state: Literal[CONNECTED, SILENT, NOT_CONNECTED]
     last_heartbeat_at: DateTimeText | None
-    heartbeat_age_seconds: Annotated[int, Field(ge=0)] | None = Field(validation_alias="age_seconds")
-    heartbeat_max_age_seconds: int = Field(ge=1, validation_alias="max_age_seconds")
+    # Bounds for the document only (json_schema_extra, not ge=): model_validate checks an
+    # answer's constraints, and a setting out of range would turn every call into a 500.
+    heartbeat_age_seconds: int | None = Field(
+        validation_alias="age_seconds", json_schema_extra={"minimum": 0}
+    )
+    heartbeat_max_age_seconds: int = Field(
+        validation_alias="max_age_seconds", json_schema_extra={"minimum": 1}
+    )
 
 
 class AlertList(ResponseModel):
@@ -72,4 +80,6 @@ class AlertList(ResponseModel):
 
 
 class StoredAlerts(ResponseModel):
-    stored: int = Field(ge=0, description="How many alerts the notification held.")
+    stored: int = Field(
+        description="How many alerts the notification held.", json_schema_extra={"minimum": 0}
+    )

@@ -6,6 +6,7 @@ date-times as isoformat() ("+00:00", not pydantic's "Z"), null where a value is 
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from ops.alerts.models import Alert
 from ops.api.models import ApiClient
@@ -116,6 +117,20 @@ def test_a_listed_alert_reads_as_its_row(reader):
     assert listed["starts_at"] == "2026-11-27T14:30:00+00:00" == row.starts_at.isoformat()
     assert listed["ends_at"] is None
     assert listed["last_received_at"] == row.last_received_at.isoformat()
+
+
+def test_an_answer_is_never_a_500_for_what_the_server_itself_holds(reader, settings):
+    # The answer models shape what the server has; they do not judge it. A setting out of
+    # the document's range, or a row written other than through the webhook, is answered.
+    settings.MONITORING_HEARTBEAT_MAX_AGE_SECONDS = 0
+    Alert.objects.create(fingerprint="f1", starts_at=timezone.now(), status="firing", labels={"n": 1})
+
+    response = reader.get_json(ALERTS)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["monitoring"]["heartbeat_max_age_seconds"] == 0
+    assert body["alerts"][0]["labels"] == {"n": 1}
 
 
 @pytest.mark.parametrize(
