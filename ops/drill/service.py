@@ -55,8 +55,22 @@ DRILL_GAUGE = "investiq_killswitch_drill_halted"
 DRILL_SYMBOL = "DRILL"
 POLL_SECONDS = 0.25
 HTTP_TIMEOUT = Timeout(2.0, 5.0)
-# A drill still "running" after this long died with its process (killed, host lost).
-STALE_RUN_SECONDS = 15 * 60
+
+
+def time_limits() -> tuple[int, int]:
+    """A drill task's soft and hard time limits (seconds). Soft: every stage to its
+    deadline, three alert waits (recover, arrive, resolve) and the short stages, with room
+    to store the run. It fails the stage it interrupts; the resume and the wait for its
+    alert still run after it, and the hard limit leaves them that time (a worker killed
+    before the resume leaves the drill scope HALTED until the next drill recovers it)."""
+    alert, stage = settings.DRILL_ALERT_TIMEOUT_SECONDS, settings.DRILL_STAGE_TIMEOUT_SECONDS
+    soft = int(3 * alert + 6 * stage) + 30
+    return soft, soft + int(alert + 2 * stage) + 15
+
+
+# A drill still "running" after this long died with its process (killed, host lost): past
+# its task's hard limit, so the next drill never recovers a scope a live drill holds.
+STALE_RUN_SECONDS = max(15 * 60, time_limits()[1] + 60)
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
@@ -91,11 +105,14 @@ class Drill:
     alert_id: int | None = None
     failed: bool = False
 
-    def stage(self, name: str, deadline: float, body: Callable[[float], StageResult]) -> bool:
-        """Run one stage against its deadline (seconds), record it; True if it passed."""
+    def stage(self, name: str, deadline: float, body: Callable[[float], StageResult | None]) -> bool:
+        """Run one stage against its deadline (seconds), record it; True if it passed.
+        A body that returns None had nothing to do: no stage is recorded."""
         started, clock = timezone.now(), time.monotonic()
         try:
             result = body(clock + deadline)
+            if result is None:
+                return True  # nothing to do: no stage to record
             outcome, detail, observed = PASSED, result.detail, result.observed
         except StageFailed as exc:
             outcome, detail, observed = FAILED, exc.detail, exc.observed
@@ -145,8 +162,9 @@ def run_drill(*, actor: service.Actor, started_by: str, origin: str) -> DrillRun
             ("gate_refuses", halt_deadline, lambda until: _gate_refuses()),
             ("metric_shows_halt", halt_deadline, lambda until: _metric_shows(1, until)),
         ]
-        if _left_halted():
-            drill.stage("recover", alert_deadline, lambda until: _recover(drill, until))
+        # Inside a stage: a database error here is a failed stage, never a run that skips
+        # its halt and is stored as passed.
+        drill.stage("recover", alert_deadline, lambda until: _recover(drill, until))
         if drill.failed:
             for name in ("halt", *(name for name, _, _ in steps)):
                 drill.skip(name, "the drill scope could not be recovered")
@@ -178,7 +196,9 @@ def run_drill(*, actor: service.Actor, started_by: str, origin: str) -> DrillRun
             drill.skip("alert_resolves", "no drill alert arrived to be resolved")
         else:
             drill.stage("alert_resolves", alert_deadline, lambda until: _alert_resolves(drill, until))
-        run.outcome = Outcome.FAILED if drill.failed else Outcome.PASSED
+        # Passed only with a halt that passed: a drill that halted nothing proved nothing.
+        halted = any(stage["name"] == "halt" and stage["outcome"] == PASSED for stage in run.stages)
+        run.outcome = Outcome.PASSED if halted and not drill.failed else Outcome.FAILED
         run.ended_at = timezone.now()
         try:
             run.save(update_fields=["ended_at", "outcome", "failed_stage", "failure", "stages"])
@@ -210,22 +230,27 @@ def _start(started_by: str, origin: str) -> DrillRun:
         return DrillRun.objects.create(started_by=started_by, origin=origin)
 
 
-def _left_halted() -> bool:
-    # _start let this run begin, so no live drill holds the scope: a dead one left it so.
-    return TradingState.objects.filter(scope=DRILL_SCOPE).exclude(state=State.ACTIVE).exists()
-
-
-def _recover(drill: Drill, until: float) -> StageResult:
-    """Resume the drill scope an interrupted drill left HALTED. With DRILL_ALERTS, also
-    wait for the old KillSwitchDrillHalted to resolve at the webhook: while it still
-    fires, this run's halt would raise no alert of its own and alert_arrives would fail
-    (and page) for a drill that found the chain working."""
+def _recover(drill: Drill, until: float) -> StageResult | None:
+    """Resume the drill scope an interrupted drill left HALTED (None, and no stage
+    recorded, when it is ACTIVE). _start let this run begin, so no live drill holds the
+    scope: a dead one left it so. With DRILL_ALERTS, also wait for that drill's
+    KillSwitchDrillHalted to resolve at the webhook: while it still fires, this run's halt
+    would raise no alert of its own and alert_arrives would fail (and page) for a drill
+    that found the chain working."""
+    left = TradingState.objects.filter(scope=DRILL_SCOPE).exclude(state=State.ACTIVE).first()
+    if left is None:
+        return None
     resumed = _transition(
         drill, State.ACTIVE, f"kill-switch drill #{drill.run.pk}: recovering from an interrupted drill"
     )
     if not settings.DRILL_ALERTS:
         return resumed
-    while Alert.objects.filter(alertname=DRILL_ALERT, status=AlertStatus.FIRING).exists():
+    # That drill's alert only: it started after that halt (less clock skew between
+    # Prometheus and this host). An older one whose resolution was lost is not waited for.
+    firing = Alert.objects.filter(
+        alertname=DRILL_ALERT, status=AlertStatus.FIRING, starts_at__gte=left.since - CLOCK_SKEW
+    )
+    while firing.exists():
         if time.monotonic() >= until:
             raise StageFailed(
                 f"the interrupted drill's {DRILL_ALERT} did not resolve within "
@@ -235,6 +260,9 @@ def _recover(drill: Drill, until: float) -> StageResult:
             )
         time.sleep(POLL_SECONDS)
     return StageResult(f"{resumed.detail}; its {DRILL_ALERT} resolved", resumed.observed)
+
+
+CLOCK_SKEW = timedelta(minutes=1)
 
 
 def _halt(drill: Drill) -> StageResult:

@@ -5,22 +5,14 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from ops.drill.service import DrillRefused, run_drill
+from ops.drill.service import DrillRefused, run_drill, time_limits
 from ops.trading import service
 
 logger = logging.getLogger(__name__)
 
-ALERT_WAIT, STAGE = settings.DRILL_ALERT_TIMEOUT_SECONDS, settings.DRILL_STAGE_TIMEOUT_SECONDS
-# Every stage to its deadline: three alert waits (recover, arrive, resolve) and the short
-# stages, with room to store the run.
-SOFT_TIME_LIMIT = int(3 * ALERT_WAIT + 6 * STAGE) + 30
-# The soft limit fails the stage it interrupts; the resume and the wait for its alert
-# still run after it. The hard limit leaves them that time: a worker killed before the
-# resume leaves the drill scope HALTED until the next drill recovers it.
-TIME_LIMIT = SOFT_TIME_LIMIT + int(ALERT_WAIT + 2 * STAGE) + 15
+SOFT_TIME_LIMIT, TIME_LIMIT = time_limits()
 
 
 def scheduled() -> int | None:

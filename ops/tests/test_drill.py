@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connections
+from django.db import OperationalError, connections
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -215,6 +215,54 @@ def test_an_old_alert_that_never_resolves_fails_the_recovery_and_skips_the_halt(
     # Recovered all the same: the scope is ACTIVE, and the run halted nothing of its own.
     assert TradingState.objects.get(scope=DRILL_SCOPE).state == State.ACTIVE
     assert TradingEvent.objects.for_scope(DRILL_SCOPE).count() == 2
+
+
+def test_a_database_error_while_checking_for_an_interrupted_drill_fails_the_run(db, monkeypatch):
+    def unreachable(drill, until):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(drill_service, "_recover", unreachable)
+
+    with pytest.raises(CommandError, match="FAILED at recover: OperationalError"):
+        call_command("drill", stdout=io.StringIO())
+
+    # Never stored as passed: it halted nothing, so it proved nothing.
+    run = DrillRun.objects.get()
+    assert run.outcome == Outcome.FAILED
+    assert outcomes(run.as_json())["halt"] == "skipped"
+
+
+def test_the_recovery_does_not_wait_for_an_older_alert_whose_resolution_was_lost(db, settings, monkeypatch):
+    settings.DRILL_ALERTS = True
+    interrupted_drill()
+    # The interrupted drill's own alert resolved; one from hours before it never did.
+    Alert.objects.update(status=AlertStatus.RESOLVED)
+    Alert.objects.create(
+        fingerprint="d0",
+        starts_at=timezone.now() - timedelta(hours=3),
+        status=AlertStatus.FIRING,
+        alertname=drill_service.DRILL_ALERT,
+    )
+
+    def no_wait(seconds: float) -> None:
+        raise AssertionError("the recovery waited")
+
+    monkeypatch.setattr(drill_service, "time", SimpleNamespace(monotonic=time.monotonic, sleep=no_wait))
+    drill = drill_service.Drill(
+        run=DrillRun.objects.create(started_by="t", origin="test"), actor=drill_actor()
+    )
+
+    assert drill.stage("recover", 60.0, lambda until: drill_service._recover(drill, until))
+    assert TradingState.objects.get(scope=DRILL_SCOPE).state == State.ACTIVE
+
+
+def test_an_active_drill_scope_needs_no_recovery_and_records_no_stage(db):
+    drill = drill_service.Drill(
+        run=DrillRun.objects.create(started_by="t", origin="test"), actor=drill_actor()
+    )
+
+    assert drill.stage("recover", 60.0, lambda until: drill_service._recover(drill, until))
+    assert drill.run.stages == []
 
 
 def drill_actor() -> service.Actor:
