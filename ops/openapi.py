@@ -79,7 +79,8 @@ def _schemas() -> dict[str, Any]:
     schemas = top["$defs"]
     # A second model of the same name would be renamed, and every $ref here miss it.
     missing = {_name(model) for model, _ in MODELS} - set(schemas)
-    assert not missing, f"renamed in the document: {missing}"
+    if missing:  # not an assert: python -O would drop it
+        raise RuntimeError(f"renamed in the document: {missing}")
     return schemas
 
 

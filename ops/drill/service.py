@@ -197,7 +197,7 @@ def run_drill(*, actor: service.Actor, started_by: str, origin: str) -> DrillRun
         else:
             drill.stage("alert_resolves", alert_deadline, lambda until: _alert_resolves(drill, until))
         # Passed only with a halt that passed: a drill that halted nothing proved nothing.
-        halted = any(stage["name"] == "halt" and stage["outcome"] == PASSED for stage in run.stages)
+        halted = (run.stage("halt") or {}).get("outcome") == PASSED
         run.outcome = Outcome.PASSED if halted and not drill.failed else Outcome.FAILED
         run.ended_at = timezone.now()
         try:
