@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.http import HttpRequest
 
 from ops.api.errors import ApiError
-from ops.api.models import ApiClient
+from ops.api.models import ApiClient, Scope, hash_token
 from ops.bearer import bearer_token
+from ops.trading.gate import Sender
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="investiq"'}
 
@@ -19,10 +22,39 @@ def require_token(request: HttpRequest) -> str:
     return token
 
 
-def client_for(token: str) -> ApiClient:
-    client = ApiClient.objects.for_token(token)
-    if client is None:
-        # One answer for unknown and revoked tokens: no hint about which tokens exist.
-        raise ApiError(401, "unauthorized", "The token is unknown or revoked.", headers=_CHALLENGE)
-    client.touch()
-    return client
+@dataclass(frozen=True)
+class Credentials:
+    """A request's bearer token and the scope its endpoint needs, not yet checked."""
+
+    token: str
+    scope: str
+
+    def client(self) -> ApiClient:
+        """The client, or the answer that refuses it: 401 (unknown or revoked), 403 (scope)."""
+        client = ApiClient.objects.for_token(self.token)
+        if client is None:
+            # One answer for unknown and revoked tokens: no hint about which tokens exist.
+            raise ApiError(401, "unauthorized", "The token is unknown or revoked.", headers=_CHALLENGE)
+        client.touch()
+        if not client.has_scope(self.scope):
+            raise ApiError(
+                403,
+                "forbidden_scope",
+                f"This token lacks the '{self.scope}' scope that this endpoint needs "
+                f"({Scope(self.scope).label.lower()}); it has: {client.scopes}. An administrator "
+                f"issues a token with it: manage.py create_api_token NAME --scopes {self.scope}",
+            )
+        return client
+
+    def sender(self) -> Sender:
+        """client()'s check as SQL, for the trade gate to run in its own statement: an
+        active client with this token and scope, or no row. Where it finds none, client()
+        gives the answer that says why."""
+        return Sender(
+            table=ApiClient._meta.db_table,
+            # has_scope() in SQL: scopes is canonical, comma-separated (the table's check).
+            condition="sender.token_hash = %s AND sender.is_active AND (',' || sender.scopes || ',') LIKE %s",
+            params=(hash_token(self.token), f"%,{self.scope},%"),
+            columns=("id", "last_used_at"),
+            found=lambda values: ApiClient.objects.touch(values["id"], values["last_used_at"]),
+        )

@@ -58,6 +58,15 @@ class ApiClientQuerySet(models.QuerySet):
     def active(self) -> ApiClientQuerySet:
         return self.filter(is_active=True)
 
+    def touch(self, pk: int, last_used_at: datetime | None, now: datetime | None = None) -> datetime | None:
+        """Record a use of client `pk`, whose last one is stored as `last_used_at`: written
+        at most once per LAST_USED_RESOLUTION. Returns what is stored now."""
+        now = now or timezone.now()
+        if last_used_at is None or now - last_used_at >= self.model.LAST_USED_RESOLUTION:
+            self.filter(pk=pk).update(last_used_at=now)
+            return now
+        return last_used_at
+
     def for_token(self, token: str) -> ApiClient | None:
         """The active client holding `token`, read fresh on every call (a revocation
         takes effect on the very next request), or None.
@@ -153,7 +162,4 @@ class ApiClient(models.Model):
         self.save(update_fields=["is_active", "revoked_at"])
 
     def touch(self, now: datetime | None = None) -> None:
-        now = now or timezone.now()
-        if self.last_used_at is None or now - self.last_used_at >= self.LAST_USED_RESOLUTION:
-            type(self).objects.filter(pk=self.pk).update(last_used_at=now)
-            self.last_used_at = now
+        self.last_used_at = type(self).objects.touch(self.pk, self.last_used_at, now)

@@ -85,6 +85,21 @@ def test_it_answers_401_without_a_valid_token(db, headers):
     assert not Trade.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", json.dumps({"symbol": "AAPL"}).encode(), json.dumps(trade_payload(quantity="0")).encode()],
+    ids=["not-json", "incomplete", "invalid"],
+)
+def test_a_bad_token_is_answered_before_a_bad_body(db, body):
+    """The gate checks the token in its own statement, after the body; a body it never
+    gets to still gets the token's answer first, as on every endpoint."""
+    _, reader = ApiClient.issue("reader", "analyses,status")
+    for token, status in (("iq_not-a-real-token", 401), (reader, 403)):
+        response = ApiTestClient(token=token).post_json(URL, body)
+        assert response.status_code == status, response.content
+    assert not Trade.objects.exists()
+
+
 def test_a_revoked_token_is_refused(api, api_token):
     ApiClient.objects.get().revoke()
     response = api.post_json(URL, trade_payload())

@@ -41,28 +41,55 @@ def statements(engine: ApiTestClient, payload: dict, status: int) -> list[str]:
     return [query["sql"] for query in captured.captured_queries]
 
 
-def test_an_accepted_trade_costs_two_statements(engine):
+def test_an_accepted_trade_costs_one_statement(engine):
     sql = statements(engine, trade_payload(client_order_id="t-1"), 201)
-    # The token, then the gate: lock, state, insert and position in one autocommit
-    # call, so no BEGIN, SAVEPOINT or COMMIT either. (Issue 12: 11 before, <= 6 wanted.)
-    assert len(sql) == 2 <= 6, sql
-    assert 'FROM "ops_apiclient"' in sql[0]
-    assert sql[1].startswith("SELECT * FROM ops_submit_trade(")
-    assert Trade.objects.filter(client_order_id="t-1").exists()
+    # The token check and the gate (lock, state, insert and position) in one autocommit
+    # statement, so no BEGIN, SAVEPOINT or COMMIT either. (Issue 12: 11 before, <= 6
+    # wanted; issue 20: 2 before, the token's own SELECT being the other.)
+    assert len(sql) == 1, sql
+    assert 'FROM "ops_apiclient" AS sender CROSS JOIN LATERAL ops_submit_trade(' in sql[0]
+    assert Trade.objects.filter(client_order_id="t-1").get().api_client_id == ApiClient.objects.get().pk
 
 
-def test_an_identical_retry_costs_two_statements_and_returns_the_original(engine):
+def test_an_identical_retry_costs_one_statement_and_returns_the_original(engine):
     first = engine.post_json(TRADES, trade_payload(client_order_id="t-1"))
     sql = statements(engine, trade_payload(client_order_id="t-1"), 200)
-    assert len(sql) == 2, sql
+    assert len(sql) == 1, sql
     assert engine.post_json(TRADES, trade_payload(client_order_id="t-1")).json() == first.json()
 
 
-def test_a_conflicting_retry_costs_two_statements(engine):
+def test_a_conflicting_retry_costs_one_statement(engine):
     engine.post_json(TRADES, trade_payload(client_order_id="t-1"))
     sql = statements(engine, trade_payload(client_order_id="t-1", quantity="11"), 409)
-    assert len(sql) == 2, sql
+    assert len(sql) == 1, sql
     assert Trade.objects.filter(client_order_id="t-1").get().quantity == 10
+
+
+@pytest.mark.parametrize("token", ["revoked", "unknown", "without the trades scope"])
+def test_a_token_that_does_not_pass_runs_no_gate_and_gets_its_own_answer(engine, token):
+    """The gate's function runs only for a client the statement found: a valid order
+    with a bad token leaves no trade and no position behind (not even for the new
+    symbol's position), and gets the answer the token check gives everywhere."""
+    if token == "revoked":
+        ApiClient.objects.get().revoke()
+        client, status = engine, 401
+    elif token == "unknown":
+        client, status = ApiTestClient(token="iq_not-a-real-token"), 401
+    else:
+        client, status = ApiTestClient(token=ApiClient.issue("reader", "analyses,status")[1]), 403
+    sql = statements(client, trade_payload(client_order_id="t-bad", symbol="NEWCO"), status)
+    assert "ops_submit_trade(" in sql[0] and not any("ops_submit_trade(" in query for query in sql[1:])
+    assert not Trade.objects.filter(client_order_id="t-bad").exists()
+    assert not Position.objects.filter(symbol="NEWCO").exists()
+
+
+def test_a_refused_order_still_counts_as_the_token_s_use(engine):
+    """last_used_at (written at most once a minute) tells operators the engine is
+    calling; an engine refused throughout a halt is calling too."""
+    ApiClient.objects.update(last_used_at=None)
+    service.halt("global", reason="tests", actor=SYSTEM)
+    assert engine.post_json(TRADES, trade_payload(client_order_id="t-halted")).status_code == 423
+    assert ApiClient.objects.get().last_used_at is not None
 
 
 def other_session() -> psycopg.Connection:

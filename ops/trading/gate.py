@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -137,15 +138,60 @@ def submit_trade(order: TradeOrder, api_client_id: int | None = None) -> tuple[T
         raise TradingStateUnavailable(str(exc)) from exc
 
 
-SUBMIT_SQL = "SELECT * FROM ops_submit_trade(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::varchar[])"
+# The client's id is a placeholder: a Sender's lookup fills it in from the same statement.
+SUBMIT_CALL = "ops_submit_trade(%s, %s, %s, %s, %s, %s, %s, %s, {client}, %s::varchar[])"
+SUBMIT_SQL = "SELECT * FROM " + SUBMIT_CALL.format(client="%s")  # noqa: S608 - no values
 TRADE_COLUMNS = 6  # ops_submit_trade()'s columns before the trade's own
 
 
-def _submit_in_one_statement(order: TradeOrder, api_client_id: int | None) -> tuple[Trade, bool]:
-    """submit_trade() on Postgres: lock, state read, rule, insert and position move in
-    one call, the same steps in the same order as the ORM path."""
+@dataclass(frozen=True)
+class Sender:
+    """Who sent an order, to be found by the gate's own statement (submit_trade_from()).
+
+    The sender is the row of `table` that `condition` matches, in SQL that names the
+    table `sender` (the condition must name a unique key: at most one row). Its id is
+    the trade's api_client_id. `found` gets the sender's `columns` as soon as the row is
+    read, whatever the gate then decides (a refusal included).
+    """
+
+    table: str
+    condition: str
+    params: tuple
+    columns: tuple[str, ...] = ()
+    found: Callable[[dict], None] = lambda values: None
+
+
+def submit_trade_from(order: TradeOrder, sender: Sender) -> tuple[Trade, bool] | None:
+    """submit_trade() for a sender not checked yet, checked in the same statement.
+
+    On Postgres, the lookup and ops_submit_trade() are one statement, one round trip:
+    the API's token check and the gate, on every order (P3, docs/benchmarks.md). The
+    function only runs for a sender that was found.
+
+    None: nothing was submitted, because no sender matched or because the database has
+    no one-statement gate (SQLite). The caller then checks its sender the usual way
+    (for the answer that says why) and calls submit_trade().
+    """
+    if connection.vendor != "postgresql":
+        return None
+    quote = connection.ops.quote_name
+    columns = [f"sender.{quote(column)}" for column in sender.columns]
+    sql = (
+        f"SELECT {', '.join([*columns, 'gate.*'])} FROM {quote(sender.table)} AS sender "  # noqa: S608 - names, not values
+        f"CROSS JOIN LATERAL {SUBMIT_CALL.format(client='sender.id')} AS gate WHERE {sender.condition}"
+    )
+    head, tail = _call_params(order)
+    row, names = _run(order, sql, [*head, *tail, *sender.params])
+    if row is None:
+        return None
+    sender.found(dict(zip(sender.columns, row, strict=False)))
+    return _outcome(order, row[len(columns) :], names[len(columns) :])
+
+
+def _call_params(order: TradeOrder) -> tuple[list, list]:
+    """ops_submit_trade()'s arguments before the client's id, and after it."""
     now = timezone.now()
-    params = [
+    head = [
         order.client_order_id,
         order.symbol,
         order.side,
@@ -154,18 +200,28 @@ def _submit_in_one_statement(order: TradeOrder, api_client_id: int | None) -> tu
         order.strategy,
         order.executed_at or now,
         now,
-        api_client_id,
-        trade_scopes(order.symbol, order.strategy),
     ]
+    return head, [trade_scopes(order.symbol, order.strategy)]
+
+
+def _submit_in_one_statement(order: TradeOrder, api_client_id: int | None) -> tuple[Trade, bool]:
+    """submit_trade() on Postgres: lock, state read, rule, insert and position move in
+    one call, the same steps in the same order as the ORM path."""
+    head, tail = _call_params(order)
+    row, names = _run(order, SUBMIT_SQL, [*head, api_client_id, *tail])
+    return _outcome(order, row, names)
+
+
+def _run(order: TradeOrder, sql: str, params: list) -> tuple[tuple | None, list[str]]:
+    """The statement's one row (None if it has none) and its column names."""
     # In autocommit (the API) the call is its own transaction. Inside a caller's
     # transaction (the admin, seed_demo) a savepoint keeps that transaction usable if
     # the call fails, as the ORM path's atomic block does.
     savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     try:
         with savepoint, connection.cursor() as cursor:
-            cursor.execute(SUBMIT_SQL, params)
-            row = cursor.fetchone()
-            names = [column.name for column in cursor.description[TRADE_COLUMNS:]]
+            cursor.execute(sql, params)
+            return cursor.fetchone(), [column.name for column in cursor.description]
     except DataError:
         raise  # a value the database cannot hold: the API's 400, not an outage
     except DatabaseError as exc:
@@ -177,12 +233,16 @@ def _submit_in_one_statement(order: TradeOrder, api_client_id: int | None) -> tu
         # checked); a retry is then answered by the token check.
         logger.error("pre-trade gate failed closed for %s: %s", order.client_order_id, exc)
         raise TradingStateUnavailable(str(exc)) from exc
+
+
+def _outcome(order: TradeOrder, row: tuple, names: list[str]) -> tuple[Trade, bool]:
+    """ops_submit_trade()'s row as submit_trade() answers it."""
     outcome, state, scope, reason, since, position = row[:TRADE_COLUMNS]
     if outcome == "refused":
         check(Effective(state, scope, reason, since), order, position)
         # check() raised above; reaching here means the SQL and Python rules disagree.
         raise RuntimeError(f"ops_submit_trade refused {order} that check() allows")
-    trade = Trade.from_db(connection.alias, names, row[TRADE_COLUMNS:])
+    trade = Trade.from_db(connection.alias, names[TRADE_COLUMNS:], row[TRADE_COLUMNS:])
     if outcome == "recorded":
         return retry_result(order, trade)
     return trade, True
