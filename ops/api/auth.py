@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
+from django.db import DatabaseError
 from django.http import HttpRequest
 
 from ops.api.errors import ApiError
 from ops.api.models import ApiClient, Scope, hash_token
 from ops.bearer import bearer_token
 from ops.trading.gate import Sender
+
+logger = logging.getLogger(__name__)
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="investiq"'}
 
@@ -26,7 +30,7 @@ def require_token(request: HttpRequest) -> str:
 class Credentials:
     """A request's bearer token and the scope its endpoint needs, not yet checked."""
 
-    token: str
+    token: str = field(repr=False)
     scope: str
 
     def client(self) -> ApiClient:
@@ -56,5 +60,14 @@ class Credentials:
             condition="sender.token_hash = %s AND sender.is_active AND (',' || sender.scopes || ',') LIKE %s",
             params=(hash_token(self.token), f"%,{self.scope},%"),
             columns=("id", "last_used_at"),
-            found=lambda values: ApiClient.objects.touch(values["id"], values["last_used_at"]),
+            found=_touch,
         )
+
+
+def _touch(client: dict) -> None:
+    """last_used_at for a client the gate's statement found. That statement has committed
+    by now, so a failure here must not change its answer: last_used_at is a courtesy."""
+    try:
+        ApiClient.objects.touch(client["id"], client["last_used_at"])
+    except DatabaseError as exc:
+        logger.warning("could not record the use of API client %s: %s", client["id"], exc)

@@ -37,7 +37,8 @@ def api_view(
     counts_refusals: bool = False,
     authenticates: bool = True,
 ) -> Callable[[ApiView], Callable[[HttpRequest], HttpResponse]]:
-    """Method check, bearer auth, the token's scope and the JSON error shape, in that order.
+    """Method check, bearer auth, the token's scope and the JSON error shape, in that order
+    (with `authenticates=False`, the view keeps that order itself).
 
     `unavailable` is the error code when the database cannot be reached at all (the
     trade gate says trading_state_unavailable: it cannot know the state, so it refuses).
@@ -46,8 +47,8 @@ def api_view(
     `counts_refusals`: every 423 and 503 answer counts in investiq_orders_denied_total
     with its error code, whatever failed first (the token look-up, the pool, the gate).
     `authenticates=False`: the view gets the request's Credentials instead of its client
-    and checks them itself, before any answer of its own but a refusal by the gate: the
-    trade gate checks the token in its own statement (one round trip per order).
+    and checks them itself, answering 401 and 403 before any other answer of its own:
+    the trade gate checks the token in its own statement (one round trip per order).
 
     CSRF does not apply: machine clients authenticate with a bearer token, never a
     cookie, so a browser cannot be tricked into sending one.

@@ -71,8 +71,9 @@ class ApiClientQuerySet(models.QuerySet):
         """The active client holding `token`, read fresh on every call (a revocation
         takes effect on the very next request), or None.
 
-        One hand-written SELECT rather than .filter().first(): every API request runs
-        this, and building the ORM query cost 1.4M of the trade request's 5.6M
+        One hand-written SELECT rather than .filter().first(): every API request but an
+        accepted trade on Postgres runs this (the gate finds its client itself,
+        ops.api.auth.Credentials.sender()), and building the ORM query cost 1.4M of the trade request's 5.6M
         instructions (bench/gate_cost.py, P3 in docs/benchmarks.md). token_hash is
         unique, so no ORDER BY or LIMIT is needed to get at most one row.
         """

@@ -1,7 +1,9 @@
 """The pre-trade gate on Postgres as one function: one statement, one round trip per trade.
 
 ops.trading.gate.submit_trade() calls ops_submit_trade() in autocommit, so the call is
-its own transaction: no BEGIN, no SAVEPOINT, no COMMIT of its own. Each statement in a
+its own transaction: no BEGIN, no SAVEPOINT, no COMMIT of its own. An API order calls it
+from the statement that also finds the order's API client by its token
+(gate.submit_trade_from()): one round trip in all. Each statement in a
 VOLATILE plpgsql function takes a fresh snapshot, so the state is read after the
 position lock is granted, exactly as the ORM path (SQLite) does it in several
 statements: lock the position first, then read the state, then insert. The rule it

@@ -362,7 +362,8 @@ def denied(reason: str) -> float:
 
 
 def test_a_refusal_is_counted_once_whatever_failed_first(database_down_with_token):
-    """The token look-up fails before the gate runs: still the gate's 503, still counted."""
+    """The token look-up (on Postgres, in the gate's own statement) fails: still the
+    gate's 503, still counted."""
     before = denied("trading_state_unavailable")
     response = Client().post(
         "/api/v1/trades",

@@ -47,7 +47,7 @@ def test_an_accepted_trade_costs_one_statement(engine):
     # statement, so no BEGIN, SAVEPOINT or COMMIT either. (Issue 12: 11 before, <= 6
     # wanted; issue 20: 2 before, the token's own SELECT being the other.)
     assert len(sql) == 1, sql
-    assert 'FROM "ops_apiclient" AS sender CROSS JOIN LATERAL ops_submit_trade(' in sql[0]
+    assert 'FROM "ops_apiclient" AS sender LEFT JOIN LATERAL ops_submit_trade(' in sql[0]
     assert Trade.objects.filter(client_order_id="t-1").get().api_client_id == ApiClient.objects.get().pk
 
 
@@ -90,6 +90,44 @@ def test_a_refused_order_still_counts_as_the_token_s_use(engine):
     service.halt("global", reason="tests", actor=SYSTEM)
     assert engine.post_json(TRADES, trade_payload(client_order_id="t-halted")).status_code == 423
     assert ApiClient.objects.get().last_used_at is not None
+
+
+def test_a_token_that_passes_after_the_statement_found_none_is_still_gated_once(engine, monkeypatch):
+    """The race: the statement finds no client, then the usual check passes (a scope
+    granted in between). The order goes through the plain gate, recorded once."""
+    from ops.api import views
+
+    monkeypatch.setattr(views, "submit_trade_from", lambda order, sender: None)
+    sql = statements(engine, trade_payload(client_order_id="t-late"), 201)
+    assert [query for query in sql if "ops_submit_trade(" in query] == [sql[-1]]
+    assert Trade.objects.get(client_order_id="t-late").api_client_id == ApiClient.objects.get().pk
+
+
+def test_a_failed_last_used_write_does_not_change_a_committed_answer(engine, monkeypatch, caplog):
+    """The gate's statement has committed before last_used_at is written: the order is
+    answered as the gate decided, and the failure is only logged."""
+    from django.db import OperationalError
+
+    from ops.api.models import ApiClientQuerySet
+
+    def fail(*args, **kwargs):
+        raise OperationalError("the connection was lost")
+
+    monkeypatch.setattr(ApiClientQuerySet, "touch", fail)
+    assert engine.post_json(TRADES, trade_payload(client_order_id="t-untouched")).status_code == 201
+    assert Trade.objects.filter(client_order_id="t-untouched").exists()
+    assert "could not record the use of API client" in caplog.text
+
+
+def test_a_found_client_without_an_answer_from_the_gate_fails_closed_and_is_not_retried(engine, monkeypatch):
+    """Should the function ever answer no row for a client found, the order is 503 (not
+    confirmed), never handed to the plain gate a second time."""
+    from ops.trading import gate
+
+    monkeypatch.setattr(gate, "SUBMIT_CALL", f"(SELECT * FROM {gate.SUBMIT_CALL} WHERE false)")
+    sql = statements(engine, trade_payload(client_order_id="t-silent"), 503)
+    assert len([query for query in sql if "ops_submit_trade(" in query]) == 1, sql
+    assert not Trade.objects.filter(client_order_id="t-silent").exists()
 
 
 def other_session() -> psycopg.Connection:

@@ -176,15 +176,19 @@ def submit_trade_from(order: TradeOrder, sender: Sender) -> tuple[Trade, bool] |
         return None
     quote = connection.ops.quote_name
     columns = [f"sender.{quote(column)}" for column in sender.columns]
+    # LEFT JOIN: a sender found always gives a row, so an empty answer can only mean
+    # "no sender", never "the gate said nothing" (which must not be tried again).
     sql = (
         f"SELECT {', '.join([*columns, 'gate.*'])} FROM {quote(sender.table)} AS sender "  # noqa: S608 - names, not values
-        f"CROSS JOIN LATERAL {SUBMIT_CALL.format(client='sender.id')} AS gate WHERE {sender.condition}"
+        f"LEFT JOIN LATERAL {SUBMIT_CALL.format(client='sender.id')} AS gate ON true WHERE {sender.condition}"
     )
     head, tail = _call_params(order)
     row, names = _run(order, sql, [*head, *tail, *sender.params])
     if row is None:
         return None
     sender.found(dict(zip(sender.columns, row, strict=False)))
+    if row[len(columns)] is None:
+        raise TradingStateUnavailable(f"ops_submit_trade() answered no row for {order.client_order_id}")
     return _outcome(order, row[len(columns) :], names[len(columns) :])
 
 
