@@ -116,12 +116,14 @@ COLLECTED = {
     ),
     "investiq_killswitch_drill_last_run_timestamp_seconds": (
         "gauge",
-        "Unix time the last kill-switch drill ended; absent until a drill has run.",
+        "Unix time the last kill-switch drill ended, passed or failed (an aborted one is no verdict); "
+        "absent until then.",
         [],
     ),
     "investiq_killswitch_drill_last_passed": (
         "gauge",
-        "1 if the last kill-switch drill passed, 0 if it failed; absent until a drill has run.",
+        "1 if the last kill-switch drill passed, 0 if it failed (aborted ones do not count); "
+        "absent until a drill has passed or failed.",
         [],
     ),
     "investiq_killswitch_drill_last_success_timestamp_seconds": (

@@ -16,7 +16,7 @@ from django.utils import timezone
 from ops.alerts.heartbeat import ChainState, chain_state
 from ops.alerts.models import Alert
 from ops.alerts.silences import SILENCE
-from ops.drill.models import DrillRun
+from ops.drill.models import DrillRun, Outcome
 from ops.health.models import DependencyStatus, Health
 from ops.records.models import Analysis, Trade
 from ops.trading.models import (
@@ -217,7 +217,8 @@ def drill_summary(run: DrillRun | None, now: datetime) -> str:
     if run.halt_to_alert_seconds is not None:
         return f"{text}, halt → alert in {run.halt_to_alert_seconds:.1f} s"
     if run.failure:
-        return f"{text}, at {run.failure}"
+        # A failure names its stage; a stand-down says "stood down at <stage>" itself.
+        return f"{text}, {run.failure}" if run.outcome == Outcome.ABORTED else f"{text}, at {run.failure}"
     alert = run.stage("alert_arrives")
     # The skip's first clause ("DRILL_ALERTS is off"); the run's record has the rest.
     return f"{text}; alert stages skipped: {alert['detail'].split(':')[0]}" if alert else text

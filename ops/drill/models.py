@@ -14,18 +14,24 @@ class Outcome(models.TextChoices):
     RUNNING = "running", "Running"
     PASSED = "passed", "Passed"
     FAILED = "failed", "Failed"
+    # Stood down: a real scope went HALTED mid-drill. Neither passed nor failed.
+    ABORTED = "aborted", "Aborted (a real halt)"
 
 
 class DrillRunQuerySet(models.QuerySet):
     def finished(self) -> DrillRunQuerySet:
         return self.exclude(outcome=Outcome.RUNNING)
 
+    def verdicts(self) -> DrillRunQuerySet:
+        """The runs that say whether the kill switch works: passed or failed."""
+        return self.filter(outcome__in=(Outcome.PASSED, Outcome.FAILED))
+
     def last_finished(self) -> DrillRun | None:
         return self.finished().order_by("-started_at", "-id").first()
 
     def last_outcome(self) -> dict | None:
-        """The last finished drill's end and outcome, and when a drill last passed: one
-        query per scrape. None until a drill has finished."""
+        """The last verdict's end and outcome, and when a drill last passed: one query per
+        scrape. None until a drill has passed or failed (an aborted run is no verdict)."""
         newest_passed = self.filter(outcome=Outcome.PASSED).order_by("-started_at", "-id")
         last_success = Coalesce(
             Subquery(newest_passed.values("ended_at")[:1]),
@@ -34,7 +40,7 @@ class DrillRunQuerySet(models.QuerySet):
             Subquery(self.order_by("started_at").values("started_at")[:1]),
         )
         return (
-            self.finished()
+            self.verdicts()
             .order_by("-started_at", "-id")
             .annotate(
                 ended=Coalesce("ended_at", "started_at"),

@@ -17,8 +17,10 @@ real order may carry), through the real parts:
 
 Each stage has a deadline and a measured duration; the first failure names its stage
 and why, later stages before the resume are skipped, the resume always runs, and the
-run is stored either way. A database that cannot be reached before the run starts
-raises DrillUnavailable and nothing is written.
+run is stored either way. A real scope HALTED while the drill runs (an incident began)
+stands the drill down: its run is "aborted", neither passed nor failed, so it pages
+nobody and leaves the last verdict on /metrics as it was. A database that cannot be
+reached before the run starts raises DrillUnavailable and nothing is written.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from ops.monitoring.views import exposition
 from ops.records.intake import TradeOrder
 from ops.records.models import Position, Trade
 from ops.trading import service
-from ops.trading.errors import TradingStateError
+from ops.trading.errors import InvalidTransition, TradingStateError
 from ops.trading.gate import TradeDenied, TradingStateUnavailable, submit_trade
 from ops.trading.models import DRILL_SCOPE, State, TradingState
 from ops.validators import DRILL_STRATEGY
@@ -83,6 +85,17 @@ class DrillUnavailable(Exception):
     """The database cannot be reached: no drill, nothing written."""
 
 
+class StoodDown(Exception):
+    """A real scope is HALTED: the drill stops where it is (an incident is not the time for
+    a drill, and its stages could no longer tell the drill's halt from the real one)."""
+
+
+def stand_down_if_incident() -> None:
+    halted = service.halted_real_scopes()
+    if halted:
+        raise StoodDown(f"a real scope is HALTED ({', '.join(halted)}): no drill during an incident")
+
+
 class StageFailed(Exception):
     def __init__(self, detail: str, observed: dict | None = None) -> None:
         super().__init__(detail)
@@ -104,6 +117,7 @@ class Drill:
     resumed_at: datetime | None = None
     alert_id: int | None = None
     failed: bool = False
+    stood_down: str = ""  # why, once a stage stood the drill down
 
     def stage(self, name: str, deadline: float, body: Callable[[float], StageResult | None]) -> bool:
         """Run one stage against its deadline (seconds), record it; True if it passed.
@@ -114,6 +128,10 @@ class Drill:
             if result is None:
                 return True  # nothing to do: no stage to record
             outcome, detail, observed = PASSED, result.detail, result.observed
+        except StoodDown as exc:
+            outcome, detail, observed = SKIPPED, f"stood down: {exc}", {}
+            if not self.stood_down:
+                self.stood_down = f"{name}: {exc}"
         except StageFailed as exc:
             outcome, detail, observed = FAILED, exc.detail, exc.observed
         except (DatabaseError, TradingStateError, OutboundError) as exc:
@@ -170,17 +188,17 @@ def run_drill(*, actor: service.Actor, started_by: str, origin: str) -> DrillRun
                 drill.skip(name, "the drill scope could not be recovered")
         elif drill.stage("halt", halt_deadline, lambda until: _halt(drill)):
             for name, deadline, body in steps:
-                if drill.failed:
-                    drill.skip(name, "an earlier stage failed")
+                if drill.failed or drill.stood_down:
+                    drill.skip(name, "an earlier stage failed" if drill.failed else "the drill stood down")
                 else:
                     drill.stage(name, deadline, body)
         else:
             for name, _, _ in steps:
-                drill.skip(name, "the halt failed")
+                drill.skip(name, "the drill stood down" if drill.stood_down else "the halt failed")
         if not settings.DRILL_ALERTS:
             drill.skip("alert_arrives", NO_MONITORING)
-        elif drill.failed:
-            drill.skip("alert_arrives", "an earlier stage failed")
+        elif drill.failed or drill.stood_down:
+            drill.skip("alert_arrives", "an earlier stage failed" if drill.failed else "the drill stood down")
         else:
             drill.stage("alert_arrives", alert_deadline, lambda until: _alert_arrives(drill, until))
     finally:
@@ -198,7 +216,13 @@ def run_drill(*, actor: service.Actor, started_by: str, origin: str) -> DrillRun
             drill.stage("alert_resolves", alert_deadline, lambda until: _alert_resolves(drill, until))
         # Passed only with a halt that passed: a drill that halted nothing proved nothing.
         halted = (run.stage("halt") or {}).get("outcome") == PASSED
-        run.outcome = Outcome.PASSED if halted and not drill.failed else Outcome.FAILED
+        if drill.failed:
+            run.outcome = Outcome.FAILED
+        elif drill.stood_down:
+            # Not a verdict on the kill switch: nothing pages, the last verdict stands.
+            run.outcome, run.failure = Outcome.ABORTED, f"stood down at {drill.stood_down}"
+        else:
+            run.outcome = Outcome.PASSED if halted else Outcome.FAILED
         run.ended_at = timezone.now()
         try:
             run.save(update_fields=["ended_at", "outcome", "failed_stage", "failure", "stages"])
@@ -266,7 +290,11 @@ CLOCK_SKEW = timedelta(minutes=1)
 
 
 def _halt(drill: Drill) -> StageResult:
-    stage = _transition(drill, State.HALTED, f"kill-switch drill #{drill.run.pk}")
+    try:
+        stage = _transition(drill, State.HALTED, f"kill-switch drill #{drill.run.pk}")
+    except InvalidTransition:
+        stand_down_if_incident()  # refused because an incident began: say so
+        raise
     # Committed when drill_transition returns: from here every gate read sees HALTED.
     drill.halted_at = timezone.now()
     return stage
@@ -326,6 +354,8 @@ def _gate_refuses() -> StageResult:
     if written:
         raise StageFailed("the gate refused the order but something was written", observed)
     if refusal.effective.scope != DRILL_SCOPE:
+        # A real halt since the drill's own (ties go to the broadest scope) refuses first.
+        stand_down_if_incident()
         raise StageFailed(f"refused for {refusal.effective.scope}, not for the drill scope", observed)
     return StageResult(f"423 {refusal.code} for {refusal.effective.scope}, nothing written", observed)
 

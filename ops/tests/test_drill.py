@@ -280,6 +280,64 @@ def test_a_drill_refuses_to_start_while_a_real_scope_is_halted(db):
     assert not TradingEvent.objects.for_scope(DRILL_SCOPE).exists()
 
 
+def real_halt(scope: str = "global") -> None:
+    service.halt(scope, reason="incident", actor=service.Actor.system("test", service.HALT))
+
+
+def test_a_real_halt_before_the_drill_s_own_stands_the_drill_down_and_pages_nobody(db, monkeypatch):
+    """An incident that begins while a drill starts (here: during its recover stage) is
+    not a failed drill: the run is aborted, the last verdict on /metrics stands (no
+    KillSwitchDrillFailed), and the drill scope ends ACTIVE."""
+    drill_json()  # a passed drill: the verdict that must stand
+    passed = DrillRun.objects.get()
+
+    def incident_begins(drill, until):
+        real_halt()
+
+    monkeypatch.setattr(drill_service, "_recover", incident_begins)
+    with pytest.raises(CommandError, match=r"stood down at halt: a real scope is HALTED \(global\)"):
+        call_command("drill", stdout=io.StringIO())
+
+    run = DrillRun.objects.exclude(pk=passed.pk).get()
+    record = run.as_json()
+    assert run.outcome == Outcome.ABORTED and run.failed_stage == ""
+    assert outcomes(record)["halt"] == "skipped" and run.stage("halt")["detail"].startswith("stood down")
+    assert run.stage("gate_refuses")["detail"] == "the drill stood down"
+    assert outcomes(record)["resume"] == "passed"
+    assert TradingState.objects.get(scope=DRILL_SCOPE).state == State.ACTIVE
+    after = metrics(Client())
+    assert after["investiq_killswitch_drill_last_passed"] == 1
+    assert after["investiq_killswitch_drill_last_run_timestamp_seconds"] == pytest.approx(
+        passed.ended_at.timestamp()
+    )
+
+
+def test_a_real_halt_after_the_drill_s_own_stands_the_drill_down_at_the_gate(db, monkeypatch, supervisor):
+    """The gate then refuses for the real (broadest) scope, which proves nothing about the
+    drill's halt: the drill stands down there instead of failing, and says so."""
+    halt = drill_service._halt
+
+    def halt_then_incident(drill):
+        result = halt(drill)
+        real_halt()
+        return result
+
+    monkeypatch.setattr(drill_service, "_halt", halt_then_incident)
+    with pytest.raises(CommandError, match="stood down at gate_refuses"):
+        call_command("drill", stdout=io.StringIO())
+
+    run = DrillRun.objects.get()
+    assert run.outcome == Outcome.ABORTED
+    assert outcomes(run.as_json())["halt"] == "passed"
+    assert outcomes(run.as_json())["gate_refuses"] == "skipped"
+    assert TradingState.objects.get(scope=DRILL_SCOPE).state == State.ACTIVE
+    assert TradingState.objects.get(scope="global").state == State.HALTED  # the drill never touches it
+    assert "investiq_killswitch_drill_last_passed" not in metrics(Client())  # no verdict yet
+    client = Client()
+    client.force_login(supervisor)
+    assert "Last drill: aborted" in client.get("/").content.decode()
+
+
 def test_the_service_refuses_a_drill_halt_while_a_real_scope_is_halted(db):
     service.halt("global", reason="incident", actor=service.Actor.system("test", service.HALT))
     drill_actor = service.Actor.system("drill", service.RUN_DRILL)

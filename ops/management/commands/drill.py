@@ -45,6 +45,8 @@ class Command(BaseCommand):
                     style(f"{stage['outcome'].upper():7}")
                     + f" {stage['name']:20} {stage['duration_s']:7.3f} s  {stage['detail']}"
                 )
+        if run.outcome == Outcome.ABORTED:
+            raise CommandError(f"Drill #{run.pk} {run.failure} (aborted: neither passed nor failed)")
         if run.outcome != Outcome.PASSED:
             raise CommandError(f"Drill #{run.pk} FAILED at {run.failure}")
         if not as_json:
