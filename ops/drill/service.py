@@ -119,6 +119,13 @@ class Drill:
     failed: bool = False
     stood_down: str = ""  # why, once a stage stood the drill down
 
+    @property
+    def stopped(self) -> str:
+        """Why the stages before the resume are skipped now; "" while the drill goes on."""
+        if self.failed:
+            return "an earlier stage failed"
+        return "the drill stood down" if self.stood_down else ""
+
     def stage(self, name: str, deadline: float, body: Callable[[float], StageResult | None]) -> bool:
         """Run one stage against its deadline (seconds), record it; True if it passed.
         A body that returns None had nothing to do: no stage is recorded."""
@@ -188,8 +195,8 @@ def run_drill(*, actor: service.Actor, started_by: str, origin: str) -> DrillRun
                 drill.skip(name, "the drill scope could not be recovered")
         elif drill.stage("halt", halt_deadline, lambda until: _halt(drill)):
             for name, deadline, body in steps:
-                if drill.failed or drill.stood_down:
-                    drill.skip(name, "an earlier stage failed" if drill.failed else "the drill stood down")
+                if drill.stopped:
+                    drill.skip(name, drill.stopped)
                 else:
                     drill.stage(name, deadline, body)
         else:
@@ -197,8 +204,8 @@ def run_drill(*, actor: service.Actor, started_by: str, origin: str) -> DrillRun
                 drill.skip(name, "the drill stood down" if drill.stood_down else "the halt failed")
         if not settings.DRILL_ALERTS:
             drill.skip("alert_arrives", NO_MONITORING)
-        elif drill.failed or drill.stood_down:
-            drill.skip("alert_arrives", "an earlier stage failed" if drill.failed else "the drill stood down")
+        elif drill.stopped:
+            drill.skip("alert_arrives", drill.stopped)
         else:
             drill.stage("alert_arrives", alert_deadline, lambda until: _alert_arrives(drill, until))
     finally:
